@@ -1,0 +1,3 @@
+from selfcond.cli import main
+
+main()

@@ -1,0 +1,264 @@
+"""Options of a run: dataclasses, presets, YAML in and out.
+
+One table of defaults serves the CLI, the Python API and the benchmarks. A config is resolved in
+layers, later ones winning: dataclass defaults -> preset for the kind of data (2D points or images)
+-> preset for the method -> the user's YAML file -> command-line flags. The resolved result is what a
+run saves as `config.yaml`, so `--config runs/X/config.yaml` reproduces a run.
+
+Unknown keys and invalid values raise `UserError` with one line that names the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from selfcond.errors import UserError
+
+# Methods and the partition each one uses (DESIGN.md: a method is a partition, not a new loop).
+METHOD_PARTITION = {
+    "gan": "none",
+    "pacgan": "none",  # + PacGAN packing in D
+    "mbd": "none",  # + minibatch discrimination in D
+    "cgan": "labels",  # ground-truth modes: the class-conditional upper bound
+    "random": "random",
+    "scgan": "kmeans",  # Self-Conditioned GAN
+}
+METHODS = tuple(METHOD_PARTITION)
+TOY_DATASETS = ("ring", "grid")
+
+
+@dataclass
+class DataConfig:
+    name: str = "digits"
+    data_dir: str | None = None  # where image files live (images only)
+    resolution: int = 32  # images are resized to this (images only)
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "auto"  # mlp (2D points) | dcgan (images); auto picks by data
+    z_dim: int = 128
+    g_width: int = 64
+    d_width: int = 64
+    g_depth: int = 4  # hidden layers of the 2D generator
+    embed_dim: int = 32  # size of G's condition embedding (concat conditioning)
+    maxout_pieces: int = 5  # 2D discriminator
+    g_cond: str = "concat"  # concat: L2-normalised embedding concatenated to z
+    pack: int = 1  # PacGAN: samples packed into one D input
+    mbd_kernels: int = 0  # minibatch discrimination: number of kernels B (0 = off)
+    mbd_dim: int = 5  # minibatch discrimination: kernel dimension C
+
+
+@dataclass
+class MethodConfig:
+    name: str = "scgan"
+    k: int = 100  # number of modes / clusters / conditions
+    recluster_every: int = 5000  # steps between refreshes of the partition
+    cluster_samples: int = 25000  # real samples clustered (fixed subset)
+    kmeans_iters: int = 100
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 2000
+    batch: int = 64
+    lr: float = 1e-4
+    betas: list[float] = field(default_factory=lambda: [0.0, 0.99])
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int = 0  # torch CPU threads; 0 = torch's default
+    snapshot_every: int = 1000  # steps between sample plots and checkpoints
+    log_every: int = 100  # steps between lines in stats.jsonl
+    eval_samples: int = 50000  # samples for the metrics computed at snapshots
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @property
+    def is_toy(self) -> bool:
+        return self.data.name in TOY_DATASETS
+
+    @property
+    def partition(self) -> str:
+        return METHOD_PARTITION[self.method.name]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# --- presets ------------------------------------------------------------------------------------
+# The 2D preset follows the Self-Conditioned GAN paper's 2d_mix code; the image preset its DCGAN
+# configs. Method presets only touch what the method changes.
+
+TOY_PRESET = {
+    "model": {"arch": "mlp", "z_dim": 2, "g_width": 400, "d_width": 200, "embed_dim": 32},
+    "method": {"k": 50, "recluster_every": 5000, "cluster_samples": 10000},
+    "train": {"batch": 100, "lr": 1e-4, "betas": [0.8, 0.999], "steps": 20000,
+              "snapshot_every": 5000, "log_every": 500},
+}
+IMAGE_PRESET = {
+    "model": {"arch": "dcgan"},
+    "method": {"k": 100, "cluster_samples": 25000},
+    "train": {"batch": 64, "lr": 1e-4, "betas": [0.0, 0.99]},
+}
+METHOD_PRESETS = {
+    "pacgan": {"model": {"pack": 2}},
+    "mbd": {"model": {"mbd_kernels": 50, "mbd_dim": 5}},
+}
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    for p in parents:
+        tree = tree.setdefault(p, {})
+    tree[leaf] = value
+
+
+def _coerce(value: Any, default: Any, where: str) -> Any:
+    """Check one value against the type of its default; ints are accepted where floats are."""
+    if value is None or default is None:
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise UserError(f"config: {where} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UserError(f"config: {where} must be an integer, got {value!r}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UserError(f"config: {where} must be a number, got {value!r}")
+        return float(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise UserError(f"config: {where} must be a string, got {value!r}")
+        return value
+    if isinstance(default, list):
+        if not isinstance(value, (list, tuple)):
+            raise UserError(f"config: {where} must be a list, got {value!r}")
+        return [_coerce(v, default[0], where) for v in value] if default else list(value)
+    return value
+
+
+def _build(cls, tree: dict, where: str):
+    if not isinstance(tree, dict):
+        raise UserError(f"config: {where or 'top level'} must be a mapping, got {tree!r}")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(tree) - set(known))
+    if unknown:
+        name = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise UserError(f"config: unknown key '{name}' (known: {', '.join(known)})")
+    obj = cls()
+    for name, f in known.items():
+        if name not in tree:
+            continue
+        sub = f"{where}.{name}" if where else name
+        default = getattr(obj, name)
+        if dataclasses.is_dataclass(default):
+            setattr(obj, name, _build(type(default), tree[name], sub))
+        else:
+            # Optional fields (default None) keep what they are given.
+            setattr(obj, name, _coerce(tree[name], default, sub))
+    return obj
+
+
+def resolve(user: dict | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Resolve a config from a user mapping (e.g. loaded YAML) and dotted overrides (CLI flags).
+
+    >>> resolve(overrides={"data.name": "grid", "method.name": "scgan"}).method.k
+    50
+    """
+    tree: dict = {}
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(tree, dotted, value)
+    user = user or {}
+    if not isinstance(user, dict):
+        raise UserError(f"config: the file must hold a mapping, got {type(user).__name__}")
+    merged_user = _merge(user, tree)
+    # Presets depend on the data and method the user picked, so look those up first.
+    data_name = (merged_user.get("data") or {}).get("name", DataConfig.name)
+    method_name = (merged_user.get("method") or {}).get("name", MethodConfig.name)
+    preset = TOY_PRESET if data_name in TOY_DATASETS else IMAGE_PRESET
+    preset = _merge(preset, METHOD_PRESETS.get(method_name, {}))
+    cfg = _build(Config, _merge(preset, merged_user), "")
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    """Reject values that cannot work, each with one line naming the key."""
+
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            raise UserError(f"config: {message}")
+
+    need(cfg.method.name in METHODS,
+         f"method.name must be one of {', '.join(METHODS)}, got {cfg.method.name!r}")
+    need(cfg.method.k >= 1, f"method.k must be >= 1, got {cfg.method.k}")
+    need(cfg.method.recluster_every >= 1, "method.recluster_every must be >= 1")
+    need(cfg.method.cluster_samples >= cfg.method.k,
+         f"method.cluster_samples ({cfg.method.cluster_samples}) must be >= method.k ({cfg.method.k})")
+    need(cfg.method.kmeans_iters >= 1, "method.kmeans_iters must be >= 1")
+    need(cfg.model.arch in ("auto", "mlp", "dcgan"), f"model.arch must be auto, mlp or dcgan, got {cfg.model.arch!r}")
+    need(cfg.model.g_cond in ("concat",), f"model.g_cond must be concat, got {cfg.model.g_cond!r}")
+    for key in ("z_dim", "g_width", "d_width", "g_depth", "embed_dim", "maxout_pieces", "pack", "mbd_dim"):
+        need(getattr(cfg.model, key) >= 1, f"model.{key} must be >= 1, got {getattr(cfg.model, key)}")
+    need(cfg.model.mbd_kernels >= 0, "model.mbd_kernels must be >= 0")
+    need(cfg.model.pack == 1 or cfg.partition == "none",
+         "model.pack > 1 (PacGAN) only works with an unconditional method (gan, pacgan, mbd)")
+    t = cfg.train
+    need(t.steps >= 0, f"train.steps must be >= 0, got {t.steps}")
+    need(t.batch >= 1, f"train.batch must be >= 1, got {t.batch}")
+    need(t.batch % cfg.model.pack == 0, f"train.batch ({t.batch}) must be a multiple of model.pack ({cfg.model.pack})")
+    need(math.isfinite(t.lr) and t.lr > 0, f"train.lr must be > 0, got {t.lr}")
+    need(len(t.betas) == 2 and all(0 <= b < 1 for b in t.betas), f"train.betas must be two numbers in [0, 1), got {t.betas}")
+    need(t.snapshot_every >= 1, "train.snapshot_every must be >= 1")
+    need(t.log_every >= 1, "train.log_every must be >= 1")
+    need(t.eval_samples >= 1, "train.eval_samples must be >= 1")
+    need(t.threads >= 0, "train.threads must be >= 0")
+    need(t.device == "auto" or t.device == "cpu" or t.device.startswith("cuda"),
+         f"train.device must be auto, cpu or cuda[:N], got {t.device!r}")
+    need(cfg.data.resolution in (28, 32, 64) or cfg.is_toy,
+         f"data.resolution must be 28, 32 or 64, got {cfg.data.resolution}")
+
+
+def load_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    try:
+        tree = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise UserError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    return tree or {}
+
+
+def to_yaml(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+
+
+def from_yaml_text(text: str) -> Config:
+    return resolve(yaml.safe_load(text) or {})

@@ -1,0 +1,26 @@
+"""Net families by name: `build(cfg, dataset)` -> (G, D)."""
+
+from __future__ import annotations
+
+from selfcond.errors import UserError
+from selfcond.nets.mlp import MLPDiscriminator, MLPGenerator
+
+
+def arch_for(cfg, dataset) -> str:
+    if cfg.model.arch != "auto":
+        return cfg.model.arch
+    return "mlp" if getattr(dataset, "is_toy", False) else "dcgan"
+
+
+def build(cfg, dataset, k: int):
+    """The generator and discriminator for `cfg` and the data's shape, with k conditions."""
+    m = cfg.model
+    arch = arch_for(cfg, dataset)
+    if arch == "mlp":
+        if not getattr(dataset, "is_toy", False):
+            raise UserError("model.arch mlp only works on 2D point data (ring, grid)")
+        g = MLPGenerator(k, z_dim=m.z_dim, embed_dim=m.embed_dim, width=m.g_width, depth=m.g_depth)
+        d = MLPDiscriminator(k, width=m.d_width, pieces=m.maxout_pieces, pack=m.pack,
+                             mbd_kernels=m.mbd_kernels, mbd_dim=m.mbd_dim)
+        return g, d
+    raise UserError(f"model.arch {arch!r} is not available for dataset {cfg.data.name!r}")

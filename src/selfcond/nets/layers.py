@@ -1,0 +1,68 @@
+"""Building blocks shared by the net families: conditioning of G, heads of D, anti-collapse layers."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Maxout(nn.Module):
+    """Linear layer to `out * pieces` units, max over each group of `pieces`: (n, d_in) -> (n, out)."""
+
+    def __init__(self, d_in: int, out: int, pieces: int):
+        super().__init__()
+        self.out, self.pieces = out, pieces
+        self.lin = nn.Linear(d_in, out * pieces)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin(x).view(x.shape[0], self.out, self.pieces).amax(-1)
+
+
+class ConcatEmbedding(nn.Module):
+    """G's condition as in Self-Conditioned GAN: an L2-normalised embedding of the mode concatenated
+    to z: (z (n, z_dim), y (n,)) -> (n, z_dim + dim)."""
+
+    def __init__(self, k: int, dim: int):
+        super().__init__()
+        self.embedding = nn.Embedding(k, dim)
+        self.dim = dim
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.cat([z, F.normalize(self.embedding(y), dim=1)], 1)
+
+
+class MinibatchDiscrimination(nn.Module):
+    """Salimans et al. 2016: each sample gets, per kernel b, sum_j exp(-||M_ib - M_jb||_1), a measure
+    of how close it is to the rest of the batch, so D can see a collapsed batch.
+    (n, d) -> (n, d + kernels)."""
+
+    def __init__(self, d: int, kernels: int, dim: int):
+        super().__init__()
+        self.kernels, self.dim = kernels, dim
+        self.T = nn.Parameter(torch.randn(d, kernels * dim) * 0.1)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        m = (h @ self.T).view(-1, self.kernels, self.dim)  # (n, B, C)
+        l1 = (m.unsqueeze(0) - m.unsqueeze(1)).abs().sum(-1)  # (n, n, B)
+        o = torch.exp(-l1).sum(1) - 1.0  # drop the sample's own exp(0) = 1
+        return torch.cat([h, o], 1)
+
+
+class DHead(nn.Module):
+    """D's output layers on its features h (n, d):
+
+    - unconditional: one logit per sample (y is None);
+    - conditional, multi-head: one logit per mode, the y-th is used (Self-Conditioned GAN's choice).
+    Both heads exist so that a method can switch between them (MIC-GANs' initialization stage).
+    """
+
+    def __init__(self, d: int, k: int):
+        super().__init__()
+        self.uncond = nn.Linear(d, 1)
+        self.cond = nn.Linear(d, k)
+
+    def forward(self, h: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if y is None:
+            return self.uncond(h).squeeze(1)
+        return self.cond(h).gather(1, y.view(-1, 1)).squeeze(1)

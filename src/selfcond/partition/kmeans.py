@@ -1,0 +1,96 @@
+"""Self-Conditioned GAN (Liu et al., CVPR 2020): modes are k-means clusters of D's own features.
+
+- start: k-means++ on the features of a fixed set of real samples under the randomly initialised D;
+- every `recluster_every` steps: features under the current D, k-means warm-started from the means
+  of the new features under the previous labels (empty clusters re-seeded), then the new clusters are
+  matched to the old ones (Hungarian algorithm on the overlap matrix) so each condition keeps its
+  meaning;
+- between refreshes, a real sample's mode is its nearest centre in the feature space of the D
+  snapshot taken at the last refresh (as the paper's code does), and π is the cluster sizes.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from selfcond.cluster.kmeans import assign, centers_from_labels, kmeans
+from selfcond.cluster.matching import match_clusters
+from selfcond.data.base import Batch
+from selfcond.partition.base import Partition
+
+
+@torch.no_grad()
+def batched_features(d, x: torch.Tensor, chunk: int = 5000) -> torch.Tensor:
+    """D's clustering features of x, in chunks so memory stays bounded: (n, *shape) -> (n, f)."""
+    return torch.cat([d.features(x[i:i + chunk]) for i in range(0, x.shape[0], chunk)])
+
+
+class KMeansPartition(Partition):
+    def __init__(self, k: int, recluster_every: int, cluster_samples: int, max_iter: int = 100,
+                 device="cpu"):
+        super().__init__(k, device)
+        self.recluster_every = recluster_every
+        self.cluster_samples = cluster_samples
+        self.max_iter = max_iter
+        self.x_cluster: torch.Tensor | None = None  # the fixed real samples that are clustered
+        self.centers: torch.Tensor | None = None  # (k, f), row j = condition j
+        self.cluster_labels: torch.Tensor | None = None  # (cluster_samples,) labels of x_cluster
+        self.frozen = None  # D as it was at the last refresh, for labelling real batches
+
+    def bind(self, trainer) -> None:
+        self.generator = trainer.generator
+        self.frozen = copy.deepcopy(trainer.D).eval().requires_grad_(False)
+
+    def start(self, trainer) -> None:
+        data = trainer.dataset
+        n = self.cluster_samples
+        if hasattr(data, "__len__"):  # a fixed subset of the images (all when fewer)
+            n = min(n, len(data))
+            idx = torch.randperm(len(data), generator=self.generator, device=self.device)[:n]
+            self.x_cluster = data.images(idx, self.device)
+        else:
+            self.x_cluster = data.sample(n, self.generator, self.device)[0]
+        self._cluster(trainer.D, warm=False)
+
+    def due(self, step: int) -> bool:
+        return step > 0 and step % self.recluster_every == 0
+
+    def refresh(self, trainer, step: int) -> dict:
+        return self._cluster(trainer.D, warm=True)
+
+    def _cluster(self, d, warm: bool) -> dict:
+        self.frozen.load_state_dict(d.state_dict())
+        feats = batched_features(self.frozen, self.x_cluster)
+        if warm:
+            init = centers_from_labels(feats, self.cluster_labels, self.k, generator=self.generator)
+        else:
+            init = "k-means++"
+        result = kmeans(feats, self.k, init=init, max_iter=self.max_iter, generator=self.generator)
+        labels, centers = result.labels, result.centers
+        changed = 0.0
+        if warm:
+            perm = match_clusters(labels, self.cluster_labels, self.k)  # perm[new] = old id
+            labels = perm[labels]
+            centers = torch.empty_like(centers).index_copy_(0, perm, centers)
+            changed = float((labels != self.cluster_labels).float().mean())
+        self.centers, self.cluster_labels = centers, labels
+        self.counts = torch.bincount(labels, minlength=self.k).to(torch.float64)
+        return {"kmeans_iters": result.n_iter, "inertia": result.inertia, "relabelled": changed,
+                "modes_alive": int(self.alive.sum())}
+
+    @torch.no_grad()
+    def labels(self, batch: Batch) -> torch.Tensor:
+        return assign(self.frozen.features(batch.x), self.centers)[0]
+
+    def state_dict(self) -> dict:
+        return {"counts": self.counts, "x_cluster": self.x_cluster, "centers": self.centers,
+                "cluster_labels": self.cluster_labels, "frozen": self.frozen.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.counts = state["counts"].to(self.device)
+        self.x_cluster = state["x_cluster"].to(self.device)
+        self.centers = state["centers"].to(self.device)
+        self.cluster_labels = state["cluster_labels"].to(self.device)
+        self.frozen.load_state_dict(state["frozen"])

@@ -1,0 +1,235 @@
+"""The training loop: one loop for every method; the partition is what differs.
+
+config -> dataset -> nets -> partition -> this loop -> run directory. The loop draws a real batch,
+asks the partition for its modes, draws fake conditions from π, takes one D step and one G step with
+the non-saturating loss, and refreshes the partition when it is due. All randomness comes from one
+seed: the global torch RNG initialises the nets, `self.generator` (on the training device) draws
+data, noise and conditions; evaluation uses its own generator so it never perturbs training.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from selfcond import data as datasets
+from selfcond import nets, partition
+from selfcond.config import Config, to_yaml
+from selfcond.errors import UserError
+from selfcond.train import io
+from selfcond.train.losses import d_loss, g_loss
+
+CHECKPOINT_VERSION = 1
+
+
+class TrainingDiverged(UserError):
+    """A loss or weight became NaN/inf."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device {name!r} requested but CUDA is not available (use --device cpu)")
+    return torch.device(name)
+
+
+class Trainer:
+    """Owns the nets, optimisers, partition and RNG of one run.
+
+    >>> t = Trainer(resolve(overrides={"data.name": "grid", "train.steps": 10}))  # doctest: +SKIP
+    >>> t.train(); t.evaluate()                                                      # doctest: +SKIP
+    """
+
+    def __init__(self, cfg: Config, run_dir: str | Path | None = None):
+        self.cfg = cfg
+        t = cfg.train
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        self.device = resolve_device(t.device)
+        torch.manual_seed(t.seed)
+        self.generator = torch.Generator(self.device).manual_seed(t.seed)
+        self.dataset = datasets.load(cfg.data)
+        self.partition = partition.make(cfg, self.dataset, self.device)
+        self.G, self.D = (m.to(self.device) for m in nets.build(cfg, self.dataset, self.partition.k))
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=t.lr, betas=tuple(t.betas))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=t.lr, betas=tuple(t.betas))
+        self.partition.bind(self)
+        self.step = 0
+        self.started = False
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.seconds = 0.0  # training time so far, across resumes
+
+    # --- one step ---------------------------------------------------------------------------------
+
+    def _cond(self, y: torch.Tensor | None) -> torch.Tensor | None:
+        return y if self.partition.conditional else None
+
+    def train_step(self) -> dict:
+        """One D step and one G step on a fresh batch; returns the losses."""
+        b, gen = self.cfg.train.batch, self.generator
+        batch = self.dataset.batch(b, gen, self.device)
+        y_real = self.partition.labels(batch)
+        y_fake = self.partition.sample(b, gen)
+        z = torch.randn(b, self.cfg.model.z_dim, generator=gen, device=self.device)
+        x_fake = self.G(z, y_fake)
+
+        loss_d = d_loss(self.D(batch.x, self._cond(y_real)), self.D(x_fake.detach(), self._cond(y_fake)))
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_d.step()
+
+        # G step on the same fakes: G has not changed since they were drawn. D's weights need no
+        # gradient here, which saves their backward pass.
+        self.D.requires_grad_(False)
+        loss_g = g_loss(self.D(x_fake, self._cond(y_fake)))
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        self.D.requires_grad_(True)
+
+        self.step += 1
+        return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach()}
+
+    # --- the loop ---------------------------------------------------------------------------------
+
+    def train(self, progress: bool = True) -> None:
+        """Train up to cfg.train.steps, logging, refreshing and snapshotting on schedule."""
+        t = self.cfg.train
+        if not self.started:
+            self.partition.start(self)
+            self.started = True
+            self._log_event({"event": "start", **self.partition.summary()})
+        bar = tqdm(total=t.steps, initial=self.step, disable=not progress, file=sys.stderr,
+                   desc=self.cfg.data.name, dynamic_ncols=True, leave=False)
+        tick, tick_step = time.perf_counter(), self.step
+        sums = {"loss_d": 0.0, "loss_g": 0.0}
+        while self.step < t.steps:
+            losses = self.train_step()
+            for key, value in losses.items():
+                sums[key] += float(value)
+            bar.update(1)
+            if self.partition.due(self.step):
+                info = self.partition.refresh(self, self.step)
+                self._log_event({"event": "refresh", **info})
+            if self.step % t.log_every == 0 or self.step == t.steps:
+                now = time.perf_counter()
+                n = self.step - tick_step
+                self.seconds += now - tick
+                record = {"step": self.step, **{k: v / n for k, v in sums.items()},
+                          "steps_per_s": n / max(now - tick, 1e-9), **self.partition.summary()}
+                for key in sums:
+                    if not math.isfinite(record[key]):
+                        raise TrainingDiverged(f"{key} is {record[key]} at step {self.step}; "
+                                               "lower train.lr or check the data")
+                self._log_stats(record)
+                bar.set_postfix(d=f"{record['loss_d']:.3f}", g=f"{record['loss_g']:.3f}",
+                                modes=record["modes_alive"])
+                tick, tick_step, sums = time.perf_counter(), self.step, dict.fromkeys(sums, 0.0)
+            if self.run_dir is not None and (self.step % t.snapshot_every == 0 or self.step == t.steps):
+                pause = time.perf_counter()
+                self.snapshot()
+                tick += time.perf_counter() - pause  # snapshots do not count as training time
+        bar.close()
+
+    # --- sampling and evaluation ------------------------------------------------------------------
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator, mode: int | None = None,
+               chunk: int = 10000) -> tuple[torch.Tensor, torch.Tensor]:
+        """n samples from G in eval mode: (x (n, *shape), conditions (n,)). Conditions are drawn
+        from π unless `mode` is given."""
+        was_training = self.G.training
+        self.G.eval()
+        xs, ys = [], []
+        for i in range(0, n, chunk):
+            m = min(chunk, n - i)
+            y = (self.partition.sample(m, generator) if mode is None
+                 else torch.full((m,), mode, dtype=torch.long, device=self.device))
+            z = torch.randn(m, self.cfg.model.z_dim, generator=generator, device=self.device)
+            xs.append(self.G(z, y))
+            ys.append(y)
+        self.G.train(was_training)
+        return torch.cat(xs), torch.cat(ys)
+
+    def eval_generator(self, offset: int = 1) -> torch.Generator:
+        """A generator independent of training: evaluation never shifts the training RNG."""
+        return torch.Generator(self.device).manual_seed(self.cfg.train.seed * 1_000_003 + offset)
+
+    def evaluate(self, n: int | None = None) -> dict:
+        """The data's default metrics on n generated samples (2D: modes, hq, rkl)."""
+        from selfcond.metrics.modes2d import modes2d
+
+        n = n or self.cfg.train.eval_samples
+        x, _ = self.sample(n, self.eval_generator())
+        if getattr(self.dataset, "is_toy", False):
+            return modes2d(x, self.dataset.means, self.dataset.std)
+        return {}
+
+    # --- run directory ----------------------------------------------------------------------------
+
+    def _log_stats(self, record: dict) -> None:
+        if self.run_dir is not None:
+            io.append_jsonl(self.run_dir / "stats.jsonl", record)
+
+    def _log_event(self, record: dict) -> None:
+        if self.run_dir is not None:
+            line = f"step {self.step}: " + ", ".join(f"{k}={v}" for k, v in record.items())
+            with open(self.run_dir / "log.txt", "a") as f:
+                f.write(line + "\n")
+
+    def snapshot(self) -> None:
+        """Metrics, a sample plot and a checkpoint, all written atomically."""
+        from selfcond.viz.scatter import scatter_png
+
+        metrics = {"step": self.step, **self.evaluate()}
+        io.append_jsonl(self.run_dir / "metrics.jsonl", metrics)
+        if getattr(self.dataset, "is_toy", False):
+            x, y = self.sample(2500, self.eval_generator(2))
+            title = f"{self.cfg.method.name} step {self.step}: " + ", ".join(
+                f"{k}={v:.3g}" for k, v in metrics.items() if k != "step")
+            png = scatter_png(x.cpu(), y.cpu(), self.dataset.means, title)
+            io.atomic_write(self.run_dir / f"fakes_{self.step:08d}.png", png)
+        io.save_checkpoint(self.run_dir, self.state_dict(), self.step)
+
+    # --- state ------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue exactly: plain tensors and numbers (weights_only-safe)."""
+        rng = {"generator": self.generator.get_state(), "torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {"version": CHECKPOINT_VERSION, "config": self.cfg.to_dict(), "step": self.step,
+                "seconds": self.seconds, "G": self.G.state_dict(), "D": self.D.state_dict(),
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+                "partition": self.partition.state_dict(), "rng": rng}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("version") != CHECKPOINT_VERSION:
+            raise UserError(f"checkpoint version {state.get('version')} is not supported "
+                            f"(this selfcond reads version {CHECKPOINT_VERSION})")
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.partition.load_state_dict(state["partition"])
+        self.generator.set_state(state["rng"]["generator"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if "cuda" in state["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+        self.step, self.seconds, self.started = state["step"], state["seconds"], True
+
+
+def start_run(cfg: Config, out: str | Path = "runs") -> Trainer:
+    """A trainer writing to a new numbered run directory with the resolved config saved in it."""
+    desc = f"{cfg.data.name}-{cfg.method.name}"
+    if cfg.partition in ("kmeans", "random"):
+        desc += f"-k{cfg.method.k}"
+    run_dir = io.new_run_dir(out, desc)
+    io.atomic_write(run_dir / "config.yaml", to_yaml(cfg))
+    return Trainer(cfg, run_dir)
