@@ -148,6 +148,11 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
             raise UserError(f"config: {where} must be an integer, got {value!r}")
         return value
     if isinstance(default, float):
+        if isinstance(value, str):  # PyYAML reads 1e-4 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise UserError(f"config: {where} must be a number, got {value!r}")
         return float(value)

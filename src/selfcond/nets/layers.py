@@ -43,10 +43,10 @@ class MinibatchDiscrimination(nn.Module):
         self.T = nn.Parameter(torch.randn(d, kernels * dim) * 0.1)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        m = (h @ self.T).view(-1, self.kernels, self.dim)  # (n, B, C)
-        l1 = (m.unsqueeze(0) - m.unsqueeze(1)).abs().sum(-1)  # (n, n, B)
-        o = torch.exp(-l1).sum(1) - 1.0  # drop the sample's own exp(0) = 1
-        return torch.cat([h, o], 1)
+        m = (h @ self.T).view(-1, self.kernels, self.dim).transpose(0, 1)  # (B, n, C)
+        l1 = torch.cdist(m, m, p=1)  # (B, n, n), without materialising (n, n, B, C)
+        o = torch.exp(-l1).sum(2) - 1.0  # drop the sample's own exp(0) = 1
+        return torch.cat([h, o.t()], 1)
 
 
 class DHead(nn.Module):

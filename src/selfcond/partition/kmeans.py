@@ -7,6 +7,8 @@
   meaning;
 - between refreshes, a real sample's mode is its nearest centre in the feature space of the D
   snapshot taken at the last refresh (as the paper's code does), and π is the cluster sizes.
+  Datasets held in memory are labelled whole at each refresh (a table indexed by dataset index,
+  so a step costs no extra forward pass); data sampled fresh (2D) is labelled batch by batch.
 """
 
 from __future__ import annotations
@@ -38,9 +40,11 @@ class KMeansPartition(Partition):
         self.centers: torch.Tensor | None = None  # (k, f), row j = condition j
         self.cluster_labels: torch.Tensor | None = None  # (cluster_samples,) labels of x_cluster
         self.frozen = None  # D as it was at the last refresh, for labelling real batches
+        self.table: torch.Tensor | None = None  # (len(dataset),) mode of every image, when indexed
 
     def bind(self, trainer) -> None:
         self.generator = trainer.generator
+        self.dataset = trainer.dataset
         self.frozen = copy.deepcopy(trainer.D).eval().requires_grad_(False)
 
     def start(self, trainer) -> None:
@@ -76,17 +80,32 @@ class KMeansPartition(Partition):
             centers = torch.empty_like(centers).index_copy_(0, perm, centers)
             changed = float((labels != self.cluster_labels).float().mean())
         self.centers, self.cluster_labels = centers, labels
+        if hasattr(self.dataset, "__len__"):
+            self.table = self._label_all()
+            labels = self.table
         self.counts = torch.bincount(labels, minlength=self.k).to(torch.float64)
         return {"kmeans_iters": result.n_iter, "inertia": result.inertia, "relabelled": changed,
                 "modes_alive": int(self.alive.sum())}
 
     @torch.no_grad()
+    def _label_all(self, chunk: int = 5000) -> torch.Tensor:
+        n = len(self.dataset)
+        out = []
+        for i in range(0, n, chunk):
+            idx = torch.arange(i, min(i + chunk, n), device=self.device)
+            out.append(assign(self.frozen.features(self.dataset.images(idx, self.device)), self.centers)[0])
+        return torch.cat(out)
+
+    @torch.no_grad()
     def labels(self, batch: Batch) -> torch.Tensor:
+        if self.table is not None and batch.index is not None:
+            return self.table[batch.index]
         return assign(self.frozen.features(batch.x), self.centers)[0]
 
     def state_dict(self) -> dict:
         return {"counts": self.counts, "x_cluster": self.x_cluster, "centers": self.centers,
-                "cluster_labels": self.cluster_labels, "frozen": self.frozen.state_dict()}
+                "cluster_labels": self.cluster_labels, "frozen": self.frozen.state_dict(),
+                "table": self.table}
 
     def load_state_dict(self, state: dict) -> None:
         self.counts = state["counts"].to(self.device)
@@ -94,3 +113,4 @@ class KMeansPartition(Partition):
         self.centers = state["centers"].to(self.device)
         self.cluster_labels = state["cluster_labels"].to(self.device)
         self.frozen.load_state_dict(state["frozen"])
+        self.table = None if state["table"] is None else state["table"].to(self.device)

@@ -64,6 +64,8 @@ def save_checkpoint(run_dir: Path, state: dict, step: int, keep: int = 3) -> Pat
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     path = Path(path)
+    if not path.exists():
+        raise UserError(f"no run directory or checkpoint at {path}")
     if path.is_dir():
         pointer = path / "latest"
         if not pointer.is_file():

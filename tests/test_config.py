@@ -1,0 +1,64 @@
+import pytest
+
+from selfcond import config
+from selfcond.errors import UserError
+
+
+def test_presets_follow_the_papers_2d_code():
+    cfg = config.resolve(overrides={"data.name": "grid", "method.name": "scgan"})
+    assert cfg.method.k == 50 and cfg.method.recluster_every == 5000
+    assert cfg.method.cluster_samples == 10000
+    assert cfg.train.batch == 100 and cfg.train.lr == 1e-4 and cfg.train.betas == [0.8, 0.999]
+    assert (cfg.model.z_dim, cfg.model.g_width, cfg.model.d_width) == (2, 400, 200)
+
+
+def test_method_presets_and_image_defaults():
+    assert config.resolve(overrides={"data.name": "ring", "method.name": "pacgan"}).model.pack == 2
+    assert config.resolve(overrides={"data.name": "ring", "method.name": "mbd"}).model.mbd_kernels > 0
+    img = config.resolve()
+    assert img.train.batch == 64 and img.train.betas == [0.0, 0.99] and img.method.k == 100
+
+
+def test_layers_user_file_then_flags():
+    cfg = config.resolve({"data": {"name": "ring"}, "train": {"steps": 7, "lr": 3e-4}},
+                         {"train.steps": 9})
+    assert cfg.train.steps == 9 and cfg.train.lr == 3e-4 and cfg.data.name == "ring"
+
+
+def test_exponent_floats_written_without_a_dot_are_numbers():
+    # PyYAML reads `lr: 1e-4` as the string "1e-4"; users should not have to know that.
+    assert config.resolve({"train": {"lr": "1e-4"}}).train.lr == 1e-4
+
+
+def test_yaml_round_trip(tmp_path):
+    cfg = config.resolve(overrides={"data.name": "grid", "method.k": 12})
+    path = tmp_path / "c.yaml"
+    path.write_text(config.to_yaml(cfg))
+    assert config.resolve(config.load_yaml(path)) == cfg
+
+
+@pytest.mark.parametrize("user, message", [
+    ({"train": {"stepz": 3}}, "unknown key 'train.stepz'"),
+    ({"bogus": 1}, "unknown key 'bogus'"),
+    ({"method": {"k": 0}}, "method.k must be >= 1"),
+    ({"train": {"steps": -5}}, "train.steps must be >= 0"),
+    ({"train": {"lr": "fast"}}, "train.lr must be a number"),
+    ({"train": {"batch": 2.5}}, "train.batch must be an integer"),
+    ({"method": {"name": "vae"}}, "method.name must be one of"),
+    ({"train": {"device": "tpu"}}, "train.device must be"),
+    ({"data": {"name": "grid"}, "method": {"name": "scgan"}, "model": {"pack": 2}}, "only works with an unconditional"),
+    ({"train": "fast"}, "train must be a mapping"),
+])
+def test_bad_values_are_one_clear_line(user, message):
+    with pytest.raises(UserError) as e:
+        config.resolve(user)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_missing_and_invalid_yaml_files(tmp_path):
+    with pytest.raises(UserError, match="config file not found"):
+        config.load_yaml(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [unclosed\n")
+    with pytest.raises(UserError, match="not valid YAML"):
+        config.load_yaml(bad)

@@ -1,0 +1,82 @@
+import json
+
+import pytest
+import torch
+
+from selfcond.config import resolve
+from selfcond.train import io
+from selfcond.train.loop import Trainer, start_run
+
+
+def cfg2d(**over):
+    base = {"data.name": "grid", "method.name": "scgan", "train.threads": 1, "train.eval_samples": 5000}
+    return resolve(overrides={**base, **over})
+
+
+def test_short_scgan_run_on_grid_covers_most_modes():
+    """The acceptance test of issue 2: a budget that runs in well under a minute."""
+    t = Trainer(cfg2d(**{"train.steps": 1500, "method.recluster_every": 500}))
+    t.train(progress=False)
+    m = t.evaluate(50_000)
+    assert m["modes"] >= 20, m
+    assert t.partition.summary()["modes_alive"] > 25
+
+
+@pytest.mark.parametrize("method", ["scgan", "gan", "pacgan", "mbd", "cgan", "random"])
+def test_resume_continues_bit_for_bit(tmp_path, method):
+    # Small nets: this tests state, not quality.
+    over = {"method.name": method, "method.recluster_every": 40, "method.k": 10,
+            "method.cluster_samples": 500, "train.snapshot_every": 60, "train.log_every": 20,
+            "model.g_width": 32, "model.d_width": 16, "model.mbd_kernels": 4 if method == "mbd" else 0}
+    straight = Trainer(cfg2d(**over, **{"train.steps": 120}))
+    straight.train(progress=False)
+
+    first = start_run(cfg2d(**over, **{"train.steps": 60}), tmp_path)
+    first.train(progress=False)
+    state = io.load_checkpoint(first.run_dir)
+    resumed = Trainer(cfg2d(**over, **{"train.steps": 120}), first.run_dir)
+    resumed.load_state_dict(state)
+    resumed.train(progress=False)
+
+    for a, b in [(straight.G, resumed.G), (straight.D, resumed.D)]:
+        for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+            assert torch.equal(p, q), name
+    assert torch.equal(straight.partition.counts, resumed.partition.counts)
+    assert straight.evaluate() == resumed.evaluate()
+
+
+def test_run_directory_contents(tmp_path):
+    t = start_run(cfg2d(**{"train.steps": 40, "train.snapshot_every": 20, "train.log_every": 10,
+                           "method.cluster_samples": 200, "method.k": 5, "model.g_width": 32,
+                           "model.d_width": 16}), tmp_path)
+    t.train(progress=False)
+    d = t.run_dir
+    assert d.name == "00000-grid-scgan-k5"
+    names = {p.name for p in d.iterdir()}
+    assert {"config.yaml", "stats.jsonl", "metrics.jsonl", "log.txt", "latest",
+            "fakes_00000020.png", "fakes_00000040.png", "checkpoint-00000040.pt"} <= names
+    assert (d / "fakes_00000040.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    stats = [json.loads(line) for line in (d / "stats.jsonl").read_text().splitlines()]
+    assert [s["step"] for s in stats] == [10, 20, 30, 40]
+    assert {"loss_d", "loss_g", "steps_per_s", "modes_alive"} <= set(stats[0])
+    state = torch.load(d / "checkpoint-00000040.pt", weights_only=True)
+    assert state["step"] == 40 and state["config"]["method"]["k"] == 5
+
+
+def test_run_directories_are_numbered_and_never_reused(tmp_path):
+    a = io.new_run_dir(tmp_path, "grid-gan")
+    (a / "precious.txt").write_text("keep")
+    b = io.new_run_dir(tmp_path, "grid-gan")
+    assert (a.name, b.name) == ("00000-grid-gan", "00001-grid-gan")
+    assert (a / "precious.txt").read_text() == "keep"
+
+
+def test_checkpoints_keep_the_newest_and_a_corrupt_one_is_refused(tmp_path):
+    for step in range(5):
+        io.save_checkpoint(tmp_path, {"step": torch.tensor(step)}, step, keep=2)
+    assert sorted(p.name for p in tmp_path.glob("checkpoint-*.pt")) == [
+        "checkpoint-00000003.pt", "checkpoint-00000004.pt"]
+    assert int(io.load_checkpoint(tmp_path)["step"]) == 4
+    (tmp_path / "checkpoint-00000004.pt").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(Exception, match="corrupt or unreadable"):
+        io.load_checkpoint(tmp_path)
