@@ -15,8 +15,10 @@ def test_presets_follow_the_papers_2d_code():
 def test_method_presets_and_image_defaults():
     assert config.resolve(overrides={"data.name": "ring", "method.name": "pacgan"}).model.pack == 2
     assert config.resolve(overrides={"data.name": "ring", "method.name": "mbd"}).model.mbd_kernels > 0
-    img = config.resolve()
+    img = config.resolve({"data": {"name": "cifar10"}})
     assert img.train.batch == 64 and img.train.betas == [0.0, 0.99] and img.method.k == 100
+    demo = config.resolve()  # `selfcond train` with no arguments: the digits demo
+    assert demo.data.name == "digits" and demo.method.name == "scgan" and demo.method.k == 10
 
 
 def test_layers_user_file_then_flags():

@@ -108,9 +108,17 @@ TOY_PRESET = {
               "snapshot_every": 5000, "log_every": 500},
 }
 IMAGE_PRESET = {
-    "model": {"arch": "dcgan"},
+    "model": {"arch": "dcgan", "z_dim": 128, "g_width": 64, "d_width": 64, "embed_dim": 256},
     "method": {"k": 100, "cluster_samples": 25000},
     "train": {"batch": 64, "lr": 1e-4, "betas": [0.0, 0.99]},
+}
+# Per-dataset adjustments on top of the data-kind preset. `digits` is the offline demo that
+# `selfcond train` runs with no arguments: 10 modes (one row per digit in the sample grid) and a
+# budget that finishes in minutes on 2 CPU cores.
+DATA_PRESETS = {
+    "digits": {"model": {"g_width": 32, "d_width": 32},
+               "method": {"k": 10, "recluster_every": 1000},
+               "train": {"steps": 3000, "snapshot_every": 1000}},
 }
 METHOD_PRESETS = {
     "pacgan": {"model": {"pack": 2}},
@@ -207,6 +215,7 @@ def resolve(user: dict | None = None, overrides: dict[str, Any] | None = None) -
     data_name = (merged_user.get("data") or {}).get("name", DataConfig.name)
     method_name = (merged_user.get("method") or {}).get("name", MethodConfig.name)
     preset = TOY_PRESET if data_name in TOY_DATASETS else IMAGE_PRESET
+    preset = _merge(preset, DATA_PRESETS.get(data_name, {}))
     preset = _merge(preset, METHOD_PRESETS.get(method_name, {}))
     cfg = _build(Config, _merge(preset, merged_user), "")
     validate(cfg)

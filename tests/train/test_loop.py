@@ -80,3 +80,37 @@ def test_checkpoints_keep_the_newest_and_a_corrupt_one_is_refused(tmp_path):
     (tmp_path / "checkpoint-00000004.pt").write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(Exception, match="corrupt or unreadable"):
         io.load_checkpoint(tmp_path)
+
+
+def tiny_digits(**over):
+    return resolve(overrides={"method.name": "scgan", "method.k": 4, "model.g_width": 8, "model.d_width": 8,
+                              "model.z_dim": 16, "model.embed_dim": 8, "train.batch": 16,
+                              "method.recluster_every": 5, "train.snapshot_every": 10, **over})
+
+
+def test_tiny_image_run_writes_grids_modes_and_a_checkpoint(tmp_path):
+    t = start_run(tiny_digits(**{"train.steps": 10}), tmp_path)
+    t.train(progress=False)
+    d = t.run_dir
+    assert d.name == "00000-digits-scgan-k4"
+    for name in ("fakes_00000010.png", "reals.png", "modes.json", "checkpoint-00000010.pt"):
+        assert (d / name).is_file(), name
+    modes = json.loads((d / "modes.json").read_text())
+    assert len(modes["pi"]) == 4 and abs(sum(modes["pi"]) - 1) < 1e-9
+    table = torch.tensor(modes["mode_x_label"])
+    assert table.shape == (4, 10) and int(table.sum()) == 1797  # every image has a mode
+    m = json.loads((d / "metrics.jsonl").read_text().splitlines()[-1])
+    assert 0.1 <= m["purity"] <= 1 and m["k_found"] >= 1
+
+
+def test_tiny_image_run_resumes_bit_for_bit(tmp_path):
+    straight = Trainer(tiny_digits(**{"train.steps": 20}))
+    straight.train(progress=False)
+    first = start_run(tiny_digits(**{"train.steps": 10}), tmp_path)
+    first.train(progress=False)
+    resumed = Trainer(tiny_digits(**{"train.steps": 20}), first.run_dir)
+    resumed.load_state_dict(io.load_checkpoint(first.run_dir))
+    resumed.train(progress=False)
+    for (name, p), q in zip(straight.G.state_dict().items(), resumed.G.state_dict().values()):
+        assert torch.equal(p, q), name
+    assert torch.equal(straight.partition.table, resumed.partition.table)

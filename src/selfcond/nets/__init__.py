@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from selfcond.errors import UserError
+from selfcond.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from selfcond.nets.mlp import MLPDiscriminator, MLPGenerator
 
 
@@ -22,5 +23,15 @@ def build(cfg, dataset, k: int):
         g = MLPGenerator(k, z_dim=m.z_dim, embed_dim=m.embed_dim, width=m.g_width, depth=m.g_depth)
         d = MLPDiscriminator(k, width=m.d_width, pieces=m.maxout_pieces, pack=m.pack,
                              mbd_kernels=m.mbd_kernels, mbd_dim=m.mbd_dim)
+        return g, d
+    if arch == "dcgan":
+        if getattr(dataset, "is_toy", False):
+            raise UserError("model.arch dcgan needs image data, not 2D points")
+        if m.pack != 1 or m.mbd_kernels:
+            raise UserError("pacgan and mbd are only implemented for the 2D nets so far")
+        channels, res = dataset.shape[0], dataset.shape[1]
+        g = DCGANGenerator(k, z_dim=m.z_dim, width=m.g_width, resolution=res, channels=channels,
+                           embed_dim=m.embed_dim)
+        d = DCGANDiscriminator(k, width=m.d_width, resolution=res, channels=channels)
         return g, d
     raise UserError(f"model.arch {arch!r} is not available for dataset {cfg.data.name!r}")

@@ -9,6 +9,7 @@ data, noise and conditions; evaluation uses its own generator so it never pertur
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
@@ -21,8 +22,12 @@ from selfcond import data as datasets
 from selfcond import nets, partition
 from selfcond.config import Config, to_yaml
 from selfcond.errors import UserError
+from selfcond.metrics.clusters import cluster_scores, contingency
+from selfcond.metrics.modes2d import modes2d
 from selfcond.train import io
 from selfcond.train.losses import d_loss, g_loss
+from selfcond.viz.grid import mode_grid_png
+from selfcond.viz.scatter import scatter_png
 
 CHECKPOINT_VERSION = 1
 
@@ -55,6 +60,8 @@ class Trainer:
         torch.manual_seed(t.seed)
         self.generator = torch.Generator(self.device).manual_seed(t.seed)
         self.dataset = datasets.load(cfg.data)
+        if hasattr(self.dataset, "to"):  # images live on the training device, as uint8
+            self.dataset.to(self.device)
         self.partition = partition.make(cfg, self.dataset, self.device)
         self.G, self.D = (m.to(self.device) for m in nets.build(cfg, self.dataset, self.partition.k))
         # The fused Adam kernel is 2-3x faster than the per-tensor loop on CPU, where the 2D nets
@@ -142,35 +149,35 @@ class Trainer:
     # --- sampling and evaluation ------------------------------------------------------------------
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator, mode: int | None = None,
+    def sample(self, n: int, generator: torch.Generator, y: torch.Tensor | None = None,
                chunk: int = 10000) -> tuple[torch.Tensor, torch.Tensor]:
         """n samples from G in eval mode: (x (n, *shape), conditions (n,)). Conditions are drawn
-        from π unless `mode` is given."""
+        from π unless given as `y` (n,)."""
         was_training = self.G.training
         self.G.eval()
-        xs, ys = [], []
-        for i in range(0, n, chunk):
-            m = min(chunk, n - i)
-            y = (self.partition.sample(m, generator) if mode is None
-                 else torch.full((m,), mode, dtype=torch.long, device=self.device))
-            z = torch.randn(m, self.cfg.model.z_dim, generator=generator, device=self.device)
-            xs.append(self.G(z, y))
-            ys.append(y)
+        if y is None:
+            y = self.partition.sample(n, generator)
+        y = y.to(self.device)
+        z = torch.randn(n, self.cfg.model.z_dim, generator=generator, device=self.device)
+        x = torch.cat([self.G(z[i:i + chunk], y[i:i + chunk]) for i in range(0, n, chunk)])
         self.G.train(was_training)
-        return torch.cat(xs), torch.cat(ys)
+        return x, y
 
     def eval_generator(self, offset: int = 1) -> torch.Generator:
         """A generator independent of training: evaluation never shifts the training RNG."""
         return torch.Generator(self.device).manual_seed(self.cfg.train.seed * 1_000_003 + offset)
 
     def evaluate(self, n: int | None = None) -> dict:
-        """The data's default metrics on n generated samples (2D: modes, hq, rkl)."""
-        from selfcond.metrics.modes2d import modes2d
-
-        n = n or self.cfg.train.eval_samples
-        x, _ = self.sample(n, self.eval_generator())
+        """The data's default metrics. 2D: modes, hq, rkl on n generated samples. Images with true
+        labels: how well the partition's modes match the classes (purity, nmi, ari, k_found)."""
         if getattr(self.dataset, "is_toy", False):
+            x, _ = self.sample(n or self.cfg.train.eval_samples, self.eval_generator())
             return modes2d(x, self.dataset.means, self.dataset.std)
+        table = getattr(self.partition, "table", None)
+        if table is not None and getattr(self.dataset, "labels", None) is not None:
+            classes = self.dataset.num_classes
+            return cluster_scores(table, self.dataset.labels, self.partition.k, classes,
+                                  pi=self.partition.pi, top=classes)
         return {}
 
     # --- run directory ----------------------------------------------------------------------------
@@ -186,9 +193,7 @@ class Trainer:
                 f.write(line + "\n")
 
     def snapshot(self) -> None:
-        """Metrics, a sample plot and a checkpoint, all written atomically."""
-        from selfcond.viz.scatter import scatter_png
-
+        """Metrics, sample images and a checkpoint, all written atomically."""
         metrics = {"step": self.step, **self.evaluate()}
         io.append_jsonl(self.run_dir / "metrics.jsonl", metrics)
         if getattr(self.dataset, "is_toy", False):
@@ -197,7 +202,33 @@ class Trainer:
                 f"{k}={v:.3g}" for k, v in metrics.items() if k != "step")
             png = scatter_png(x.cpu(), y.cpu(), self.dataset.means, title)
             io.atomic_write(self.run_dir / f"fakes_{self.step:08d}.png", png)
+        else:
+            self._image_snapshot()
         io.save_checkpoint(self.run_dir, self.state_dict(), self.step)
+
+    def _image_snapshot(self, rows: int = 20, cols: int = 10) -> None:
+        """fakes_<step>.png: one row per live mode, modes sorted by π (fixed noise across snapshots);
+        reals.png: real images of the same modes; modes.json: π, counts, mode x label table."""
+        pi = self.partition.pi
+        order = torch.argsort(pi, descending=True, stable=True)
+        order = order[pi[order] > 0][:rows]
+        names = [f"{int(m)}: {float(pi[m]):.2f}" for m in order]
+        x, _ = self.sample(len(order) * cols, self.eval_generator(2), order.repeat_interleave(cols))
+        grid = x.view(len(order), cols, *x.shape[1:]).cpu()
+        io.atomic_write(self.run_dir / f"fakes_{self.step:08d}.png", mode_grid_png(grid, names))
+        table = getattr(self.partition, "table", None)
+        info = {"step": self.step, "pi": pi.tolist(), "counts": self.partition.counts.tolist()}
+        if table is not None:
+            reals = torch.full_like(grid, -1.0)  # empty cells stay black
+            for r, m in enumerate(order):  # one gather per shown mode, not per image
+                idx = torch.nonzero(table == m).flatten()[:cols]
+                reals[r, :len(idx)] = self.dataset.images(idx, "cpu")
+            io.atomic_write(self.run_dir / "reals.png", mode_grid_png(reals, names))
+            labels = getattr(self.dataset, "labels", None)
+            if labels is not None:
+                info["mode_x_label"] = contingency(table.cpu(), labels.cpu(), self.partition.k,
+                                                   self.dataset.num_classes).tolist()
+        io.atomic_write(self.run_dir / "modes.json", json.dumps(info) + "\n")
 
     # --- state ------------------------------------------------------------------------------------
 

@@ -1,0 +1,96 @@
+"""Image datasets held in memory, and the embedded `digits` dataset.
+
+Images are stored as uint8 (4x smaller than float) and converted to float in [-1, 1] per batch, on the
+training device. Batches are drawn with replacement from the run's generator, so a resumed run draws
+exactly the same batches: the generator is the only sampling state.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from selfcond.data.base import Batch
+
+
+class ImageDataset:
+    """Images held in memory as a uint8 tensor (N, C, H, W), with optional true labels.
+
+    Attributes:
+        name: dataset name.
+        data: (N, C, H, W) uint8 tensor.
+        labels: (N,) int64 true labels, or None.
+    """
+
+    is_toy = False
+
+    def __init__(self, name: str, images_uint8: torch.Tensor, labels: torch.Tensor | None = None,
+                 num_classes: int | None = None):
+        if images_uint8.dtype != torch.uint8 or images_uint8.dim() != 4:
+            raise ValueError(f"images must be a uint8 (N, C, H, W) tensor, got {images_uint8.dtype} "
+                             f"{tuple(images_uint8.shape)}")
+        if labels is not None:
+            labels = torch.as_tensor(labels).long()
+            if labels.shape != (images_uint8.shape[0],):
+                raise ValueError(f"labels must have shape ({images_uint8.shape[0]},), "
+                                 f"got {tuple(labels.shape)}")
+            if num_classes is None:
+                num_classes = int(labels.max()) + 1 if len(labels) else 0
+        self.name = name
+        self.data = images_uint8
+        self.labels = labels
+        self._num_classes = num_classes if labels is not None else None
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one image."""
+        return tuple(self.data.shape[1:])
+
+    @property
+    def num_classes(self) -> int | None:
+        """Number of true classes, None when the data has no labels."""
+        return self._num_classes
+
+    def __len__(self) -> int:
+        return self.data.shape[0]
+
+    def to(self, device: torch.device | str) -> "ImageDataset":
+        """Move the images (and labels) once, so that batches are gathered on the training device."""
+        self.data = self.data.to(device)
+        if self.labels is not None:
+            self.labels = self.labels.to(device)
+        return self
+
+    def images(self, index: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+        """Images at `index` (n,) as float32 in [-1, 1]: (n, C, H, W) on `device`."""
+        x = self.data[index.to(self.data.device)].to(device)  # gather and move as uint8: 4x less traffic
+        return x.float().div_(127.5).sub_(1.0)
+
+    def batch(self, n: int, generator: torch.Generator, device: torch.device | str = "cpu") -> Batch:
+        """n images drawn uniformly with replacement; index and y on the generator's device."""
+        index = torch.randint(len(self), (n,), generator=generator, device=generator.device)
+        y = None if self.labels is None else self.labels[index.to(self.labels.device)].to(index.device)
+        return Batch(self.images(index, device), y, index)
+
+
+def resize_uint8(images_uint8: torch.Tensor, resolution: int) -> torch.Tensor:
+    """Bilinear resize (N, C, H, W) uint8 -> (N, C, resolution, resolution) uint8.
+
+    Antialiasing only when shrinking (upscaling has nothing to alias)."""
+    if tuple(images_uint8.shape[-2:]) == (resolution, resolution):
+        return images_uint8.clone()
+    shrink = resolution < min(images_uint8.shape[-2:])
+    x = F.interpolate(images_uint8.float(), size=(resolution, resolution), mode="bilinear",
+                      align_corners=False, antialias=shrink)
+    return x.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def digits(resolution: int = 32) -> ImageDataset:
+    """scikit-learn's 1797 8x8 handwritten digits (10 classes), upscaled to resolution x resolution,
+    1 channel. Embedded in scikit-learn, so it works offline."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = torch.from_numpy(d.images).float().mul_(255.0 / 16.0).round_().to(torch.uint8)  # 0..16 -> 0..255
+    labels = torch.from_numpy(d.target).long()
+    return ImageDataset("digits", resize_uint8(x.unsqueeze(1), resolution), labels, 10)

@@ -1,0 +1,79 @@
+"""The "shallow" DCGAN of the Self-Conditioned GAN paper's code (dcgan_shallow), for 28, 32 and 64 px.
+
+Layout as in the paper: G = fc -> 4x4 (7x7 for 28 px) -> stride-2 transposed convs with BatchNorm and
+ReLU -> 3x3 conv -> tanh; D = stride-2 4x4 convs with BatchNorm and LeakyReLU(0.2) -> flattened
+features -> linear heads. Channels are 4 * width at the coarsest stage and halve at each doubling of
+resolution, so `width` = 2 * the paper's ngf/ndf: width 128 at 32 px is the paper's net exactly; the
+default width 64 costs about a third as much, which makes CPU runs practical.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from selfcond.nets.layers import ConcatEmbedding, DHead
+
+_START = {28: 7, 32: 4, 64: 4}  # coarsest side of G for each supported resolution
+
+
+def _ups(resolution: int) -> int:
+    """Number of 2x upsamplings from the coarsest stage to `resolution`."""
+    if resolution not in _START:
+        raise ValueError(f"dcgan supports resolutions {sorted(_START)}, got {resolution}")
+    return (resolution // _START[resolution]).bit_length() - 1
+
+
+class DCGANGenerator(nn.Module):
+    """z (n, z_dim), y (n,) -> images (n, C, R, R) in [-1, 1].
+
+    [z, normalised embedding(y)] -> fc -> (4w, s, s), s = 4 (7 for 28 px) -> ups x [ConvTranspose 4x4
+    stride 2, BatchNorm, ReLU], halving channels -> Conv 3x3 -> tanh.
+    """
+
+    def __init__(self, k: int, z_dim: int = 128, width: int = 64, resolution: int = 32, channels: int = 1,
+                 embed_dim: int = 256):
+        super().__init__()
+        ups = _ups(resolution)
+        self.z_dim, self.k, self.resolution, self.channels = z_dim, k, resolution, channels
+        self.start = _START[resolution]
+        ch = [max(1, (4 * width) >> i) for i in range(ups + 1)]
+        self.cond = ConcatEmbedding(k, embed_dim)
+        self.fc = nn.Linear(z_dim + embed_dim, ch[0] * self.start ** 2)
+        layers = []
+        for a, b in zip(ch, ch[1:]):
+            layers += [nn.ConvTranspose2d(a, b, 4, 2, 1), nn.BatchNorm2d(b), nn.ReLU(True)]
+        layers += [nn.Conv2d(ch[-1], channels, 3, 1, 1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        h = self.fc(self.cond(z, y))
+        return self.net(h.view(z.shape[0], -1, self.start, self.start))
+
+
+class DCGANDiscriminator(nn.Module):
+    """images (n, C, R, R) -> logit (n,).
+
+    (ups + 1) x [Conv 4x4 stride 2, BatchNorm, LeakyReLU(0.2)], channels doubling up to 4 * width
+    (R = 32: 16, 8, 4, 2 px) -> flattened features (n, feature_dim) -> DHead (unconditional logit, or
+    the y-th of k logits).
+    """
+
+    def __init__(self, k: int, width: int = 64, resolution: int = 32, channels: int = 1):
+        super().__init__()
+        ups = _ups(resolution)
+        ch = [max(1, (4 * width) >> i) for i in range(ups, -1, -1)]
+        layers, c, side = [], channels, resolution
+        for b in ch:
+            layers += [nn.Conv2d(c, b, 4, 2, 1), nn.BatchNorm2d(b), nn.LeakyReLU(0.2, True)]
+            c, side = b, (side - 2) // 2 + 1  # 4x4 kernel, stride 2, padding 1 (7 px -> 3)
+        self.trunk = nn.Sequential(*layers, nn.Flatten())
+        self.feature_dim = c * side * side
+        self.head = DHead(self.feature_dim, k)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The flattened last conv layer (n, feature_dim): what the kmeans partition clusters."""
+        return self.trunk(x)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.features(x), y)
