@@ -144,8 +144,9 @@ def bench_2d(datasets, methods, trials, steps, seed, jobs, sets, json_path):
         if d not in cfgmod.TOY_DATASETS:
             raise UserError(f"bench 2d: unknown dataset {d!r} (use ring, grid)")
     ms = [m.strip() for m in methods.split(",") if m.strip()]
-    records = toy2d.run(ds, ms, trials, steps, seed=seed, jobs=jobs, overrides=_parse_set(sets))
-    _write_json(json_path, records)
+    # The JSON file is rewritten after every trial, so an interrupted table keeps what it measured.
+    records = toy2d.run(ds, ms, trials, steps, seed=seed, jobs=jobs, overrides=_parse_set(sets),
+                        on_record=lambda recs: _write_json(json_path, recs))
     click.echo(toy2d.markdown(records))
 
 

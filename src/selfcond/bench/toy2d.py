@@ -35,8 +35,9 @@ def run_trial(job: dict) -> dict:
 
 
 def run(datasets, methods, trials: int, steps: int, seed: int = 0, jobs: int = 1,
-        overrides: dict | None = None, progress: bool = True) -> list[dict]:
-    """All trials of the table, in `jobs` worker processes; records in a stable order."""
+        overrides: dict | None = None, progress: bool = True, on_record=None) -> list[dict]:
+    """All trials of the table, in `jobs` worker processes; records in a stable order.
+    `on_record(records_so_far)` is called after each trial (e.g. to save partial results)."""
     todo = [{"data": d, "method": m, "trial": t, "seed": seed + t, "steps": steps, "set": overrides or {}}
             for d in datasets for m in methods for t in range(trials)]
     for job in todo:  # fail fast on a bad option, before any process starts
@@ -46,11 +47,15 @@ def run(datasets, methods, trials: int, steps: int, seed: int = 0, jobs: int = 1
         for i, job in enumerate(todo):
             records.append(run_trial(job))
             _progress(progress, i + 1, len(todo), records[-1])
+            if on_record:
+                on_record(records)
     else:
         with mp.get_context("spawn").Pool(jobs) as pool:
             for i, rec in enumerate(pool.imap(run_trial, todo)):
                 records.append(rec)
                 _progress(progress, i + 1, len(todo), rec)
+                if on_record:
+                    on_record(records)
     return records
 
 
@@ -61,7 +66,7 @@ def _progress(on: bool, done: int, total: int, rec: dict) -> None:
               file=sys.stderr, flush=True)
 
 
-def _mean_std(values) -> str:
+def _mean_std(values) -> tuple[float, float]:
     values = list(values)
     mean = statistics.fmean(values)
     std = statistics.stdev(values) if len(values) > 1 else 0.0
