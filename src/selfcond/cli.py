@@ -155,12 +155,17 @@ def bench_2d(datasets, methods, trials, steps, seed, jobs, sets, json_path):
 @click.option("--d", type=int, default=2048, show_default=True)
 @click.option("--k", type=int, default=100, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, help="torch and scikit-learn threads (default: all cores)")
+@click.option("--n-init", type=int, default=3, show_default=True, help="our k-means++ restarts")
+@click.option("--seed-dims", type=int, default=64, show_default=True,
+              help="seed in the top principal directions (0: exact k-means++ as scikit-learn)")
 @click.option("--json", "json_path", help="write the record here")
-def bench_kmeans(n, d, k, seed, json_path):
+def bench_kmeans(n, d, k, seed, threads, n_init, seed_dims, json_path):
     """Our k-means step beside scikit-learn's KMeans(n_init=10), on the same features."""
     from selfcond.bench import kmeans_speed
 
-    rec = kmeans_speed.run_kmeans_speed(n=n, d=d, k=k, seed=seed)
+    rec = kmeans_speed.run_kmeans_speed(n=n, d=d, k=k, seed=seed, threads=threads, n_init=n_init,
+                                        seed_dims=seed_dims or None)
     _write_json(json_path, [rec])
     click.echo(kmeans_speed.format_markdown(rec))
 
