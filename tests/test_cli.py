@@ -72,3 +72,27 @@ def test_bench_2d_prints_a_table_and_writes_records(tmp_path):
     assert set(records[0]) >= {"bench", "dataset", "method", "trial", "seed", "steps", "seconds",
                                "modes", "hq", "rkl"}
     assert [r["seed"] for r in records if r["method"] == "gan"] == [0, 1]
+
+
+def test_sigint_saves_a_loadable_checkpoint_and_resume_finishes(tmp_path):
+    import signal
+    import time
+
+    import torch
+
+    proc = subprocess.Popen([sys.executable, "-m", "selfcond", "train", "--data", "grid", "--method", "scgan",
+                             "--k", "5", "--steps", "100000", "--out", str(tmp_path), *TINY],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(tmp_path.glob("*/stats.jsonl")):
+        time.sleep(0.2)  # wait until training has logged (log_every = 500 steps)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted at step" in err and "--resume" in err
+    run = next(tmp_path.iterdir())
+    state = torch.load(run / (run / "latest").read_text().strip(), weights_only=True)
+    assert 500 <= state["step"] < 100000
+    r = selfcond("train", "--resume", str(run), "--steps", str(state["step"] + 10), "--threads", "1", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["step"] == state["step"] + 10

@@ -196,5 +196,7 @@ def main(argv=None) -> None:
         e.show()
         sys.exit(e.exit_code)
     except UserError as e:
+        from selfcond.train.loop import Interrupted
+
         click.echo(f"error: {e}", err=True)
-        sys.exit(2)
+        sys.exit(130 if isinstance(e, Interrupted) else 2)

@@ -7,8 +7,6 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 
@@ -37,7 +35,3 @@ def modes2d(x: torch.Tensor, means: torch.Tensor, std: float, chunk: int = 100_0
     rkl = float((p[nz] * torch.log(p[nz] * k)).sum())
     return {"modes": int(hq_hits.sum()), "hq": hq_total / x.shape[0], "rkl": rkl}
 
-
-def uniform_rkl_floor(k: int) -> float:
-    """Reverse KL of a single collapsed mode, ln K: the worst possible value (for docs/tests)."""
-    return math.log(k)

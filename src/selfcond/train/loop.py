@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import sys
 import time
 from pathlib import Path
@@ -34,6 +35,10 @@ CHECKPOINT_VERSION = 1
 
 class TrainingDiverged(UserError):
     """A loss or weight became NaN/inf."""
+
+
+class Interrupted(UserError):
+    """SIGINT/SIGTERM arrived; the run was checkpointed at a step boundary."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -109,16 +114,39 @@ class Trainer:
 
     def train(self, progress: bool = True) -> None:
         """Train up to cfg.train.steps, logging, refreshing and snapshotting on schedule."""
-        t = self.cfg.train
         if not self.started:
             self.partition.start(self)
             self.started = True
             self._log_event({"event": "start", **self.partition.summary()})
+        # Ctrl-C and SIGTERM only set a flag: the loop stops at the next step boundary and saves a
+        # checkpoint there, so the saved state is never that of half a step.
+        stop = []
+        handlers = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                handlers[sig] = signal.signal(sig, lambda signum, frame: stop.append(signum))
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        try:
+            self._loop(progress, stop)
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+        if stop:
+            where = ""
+            if self.run_dir is not None:
+                io.save_checkpoint(self.run_dir, self.state_dict(), self.step)
+                where = f"; checkpoint saved, continue with: selfcond train --resume {self.run_dir}"
+            self._log_event({"event": "interrupted", "signal": int(stop[0])})
+            raise Interrupted(f"interrupted at step {self.step}{where}")
+
+    def _loop(self, progress: bool, stop: list) -> None:
+        t = self.cfg.train
         bar = tqdm(total=t.steps, initial=self.step, disable=not progress, file=sys.stderr,
                    desc=self.cfg.data.name, dynamic_ncols=True, leave=False)
         tick, tick_step = time.perf_counter(), self.step
         sums = {"loss_d": 0.0, "loss_g": 0.0}
-        while self.step < t.steps:
+        while self.step < t.steps and not stop:
             losses = self.train_step()
             for key, value in losses.items():
                 sums[key] += float(value)
