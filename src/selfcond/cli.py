@@ -39,16 +39,6 @@ def _parse_set(pairs) -> dict:
     return out
 
 
-def _flat(tree: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="selfcond")
 def cli():
@@ -83,12 +73,13 @@ def train(config_file, sets, resume, dry_run, quiet, out, **flags):
         run_dir = Path(resume)
         state = io.load_checkpoint(run_dir)
         saved = state["config"]
-        merged = cfgmod._merge(saved, _flat_to_tree(overrides))
-        changed = {k for k, v in _flat(merged).items() if _flat(saved).get(k) != v} - RESUMABLE_KEYS
+        cfg = cfgmod.resolve(cfgmod.merge(saved, cfgmod.tree_of(overrides)))  # unknown keys fail here
+        before = cfgmod.flat_of(saved)
+        changed = {k for k, v in cfgmod.flat_of(cfg.to_dict()).items() if before.get(k) != v}
+        changed -= RESUMABLE_KEYS
         if changed:
             raise UserError(f"cannot change {', '.join(sorted(changed))} when resuming "
                             f"(only {', '.join(sorted(RESUMABLE_KEYS))} may change)")
-        cfg = cfgmod.resolve(merged)
         if dry_run:
             click.echo(cfgmod.to_yaml(cfg), nl=False)
             return
@@ -105,13 +96,6 @@ def train(config_file, sets, resume, dry_run, quiet, out, **flags):
     click.echo(f"run directory: {trainer.run_dir}", err=True)
     trainer.train(progress=not quiet)
     click.echo(json.dumps({"run": str(trainer.run_dir), "step": trainer.step, **trainer.evaluate()}))
-
-
-def _flat_to_tree(flat: dict) -> dict:
-    tree: dict = {}
-    for key, value in flat.items():
-        cfgmod._set_dotted(tree, key, value)
-    return tree
 
 
 @cli.group()

@@ -126,21 +126,40 @@ METHOD_PRESETS = {
 }
 
 
-def _merge(base: dict, over: dict) -> dict:
+def merge(base: dict, over: dict) -> dict:
+    """Deep merge of nested mappings; `over` wins."""
     out = dict(base)
     for key, value in over.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+            out[key] = merge(out[key], value)
         else:
             out[key] = value
     return out
 
 
-def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
-    *parents, leaf = dotted.split(".")
-    for p in parents:
-        tree = tree.setdefault(p, {})
-    tree[leaf] = value
+def tree_of(flat: dict[str, Any]) -> dict:
+    """{"train.lr": 2e-4} -> {"train": {"lr": 2e-4}}; None values (flags not given) are skipped."""
+    tree: dict = {}
+    for dotted, value in flat.items():
+        if value is None:
+            continue
+        *parents, leaf = dotted.split(".")
+        node = tree
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return tree
+
+
+def flat_of(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """The inverse of `tree_of`."""
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(flat_of(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def _coerce(value: Any, default: Any, where: str) -> Any:
@@ -203,21 +222,17 @@ def resolve(user: dict | None = None, overrides: dict[str, Any] | None = None) -
     >>> resolve(overrides={"data.name": "grid", "method.name": "scgan"}).method.k
     50
     """
-    tree: dict = {}
-    for dotted, value in (overrides or {}).items():
-        if value is not None:
-            _set_dotted(tree, dotted, value)
     user = user or {}
     if not isinstance(user, dict):
         raise UserError(f"config: the file must hold a mapping, got {type(user).__name__}")
-    merged_user = _merge(user, tree)
+    merged_user = merge(user, tree_of(overrides or {}))
     # Presets depend on the data and method the user picked, so look those up first.
     data_name = (merged_user.get("data") or {}).get("name", DataConfig.name)
     method_name = (merged_user.get("method") or {}).get("name", MethodConfig.name)
     preset = TOY_PRESET if data_name in TOY_DATASETS else IMAGE_PRESET
-    preset = _merge(preset, DATA_PRESETS.get(data_name, {}))
-    preset = _merge(preset, METHOD_PRESETS.get(method_name, {}))
-    cfg = _build(Config, _merge(preset, merged_user), "")
+    preset = merge(preset, DATA_PRESETS.get(data_name, {}))
+    preset = merge(preset, METHOD_PRESETS.get(method_name, {}))
+    cfg = _build(Config, merge(preset, merged_user), "")
     validate(cfg)
     return cfg
 
