@@ -84,9 +84,10 @@ def _default_chunk(k: int) -> int:
 
 
 def _assign(
-    x: Tensor, x_sq: Tensor, centers: Tensor, chunk: Optional[int]
-) -> tuple[Tensor, Tensor]:
-    """Nearest centre with precomputed ``x_sq = ||x||^2`` (n,). Returns labels (n,), d2 (n,)."""
+    x: Tensor, x_sq: Tensor, centers: Tensor, chunk: Optional[int], second: bool = False
+) -> tuple[Tensor, ...]:
+    """Nearest centre with precomputed ``x_sq = ||x||^2`` (n,): labels (n,), d2 (n,), and with
+    ``second`` also the squared distance to the second-nearest centre (inf when k == 1)."""
     n = x.shape[0]
     k = centers.shape[0]
     chunk = _default_chunk(k) if chunk is None else max(1, int(chunk))
@@ -94,6 +95,7 @@ def _assign(
     ct = centers.t()
     labels = torch.empty(n, dtype=torch.int64, device=x.device)
     d2 = torch.empty(n, dtype=x.dtype, device=x.device)
+    d2b = torch.full((n,), float("inf"), dtype=x.dtype, device=x.device) if second else None
     for s in range(0, n, chunk):
         e = min(n, s + chunk)
         # ||c||^2 - 2 x c^T in one BLAS call; ||x||^2 is constant per row so it is not
@@ -103,33 +105,11 @@ def _assign(
         labels[s:e] = idx
         # Cancellation in ||x||^2 - 2xc + ||c||^2 can go slightly negative in float32.
         d2[s:e] = (val + x_sq[s:e]).clamp_(min=0.0)
-    return labels, d2
-
-
-def _assign2(
-    x: Tensor, x_sq: Tensor, centers: Tensor, chunk: Optional[int]
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Like :func:`_assign` but also the squared distance to the second-nearest centre
-    (inf when k == 1): labels (n,), d2 (n,), d2_second (n,)."""
-    n = x.shape[0]
-    k = centers.shape[0]
-    chunk = _default_chunk(k) if chunk is None else max(1, int(chunk))
-    c_sq = (centers * centers).sum(1)
-    ct = centers.t()
-    labels = torch.empty(n, dtype=torch.int64, device=x.device)
-    d2 = torch.empty(n, dtype=x.dtype, device=x.device)
-    d2b = torch.full((n,), float("inf"), dtype=x.dtype, device=x.device)
-    for s in range(0, n, chunk):
-        e = min(n, s + chunk)
-        part = torch.addmm(c_sq.unsqueeze(0), x[s:e], ct, beta=1.0, alpha=-2.0)
-        val, idx = part.min(dim=1)
-        labels[s:e] = idx
-        d2[s:e] = (val + x_sq[s:e]).clamp_(min=0.0)
-        if k > 1:
+        if second and k > 1:
             # Second minimum: blank out the first (cheaper than topk(2) on CPU).
             part.scatter_(1, idx.unsqueeze(1), float("inf"))
             d2b[s:e] = (part.min(dim=1).values + x_sq[s:e]).clamp_(min=0.0)
-    return labels, d2, d2b
+    return (labels, d2, d2b) if second else (labels, d2)
 
 
 def _exact_d2(x: Tensor, centers: Tensor, labels: Tensor) -> Tensor:
@@ -489,7 +469,7 @@ def _lloyd(
         labels = lower.argmin(1)
         u = lower.gather(1, labels.unsqueeze(1)).squeeze(1)
     else:
-        labels, d2, d2b = _assign2(x, x_sq, centers, None)  # first E step: everything
+        labels, d2, d2b = _assign(x, x_sq, centers, None, second=True)  # first E step: everything
         u = d2.sqrt_()
         lower = d2b.sqrt_()
     # Bound comparisons get slack for float32 rounding in ||x||^2 - 2xc + ||c||^2:
@@ -589,7 +569,7 @@ def _bounded_e_step(
         lower[need] = rows
         u[need] = rows.gather(1, lab.unsqueeze(1)).squeeze(1)
     else:
-        lab, d2, d2b = _assign2(xn, x_sq[need], centers, None)
+        lab, d2, d2b = _assign(xn, x_sq[need], centers, None, second=True)
         u[need] = d2.sqrt_()
         lower[need] = d2b.sqrt_()
     labels[need] = lab
