@@ -232,11 +232,15 @@ class Trainer:
             io.atomic_write(self.run_dir / f"fakes_{self.step:08d}.png", png)
         else:
             self._image_snapshot()
+        if self.partition.conditional:  # modes.json: the latest; modes.jsonl: the history
+            info = self.modes_info()
+            io.atomic_write(self.run_dir / "modes.json", json.dumps(info) + "\n")
+            io.append_jsonl(self.run_dir / "modes.jsonl", info)
         io.save_checkpoint(self.run_dir, self.state_dict(), self.step)
 
     def _image_snapshot(self, rows: int = 20, cols: int = 10) -> None:
         """fakes_<step>.png: one row per live mode, modes sorted by π (fixed noise across snapshots);
-        reals.png: real images of the same modes; modes.json: π, counts, mode x label table."""
+        reals.png: real images of the same modes."""
         pi = self.partition.pi
         order = torch.argsort(pi, descending=True, stable=True)
         order = order[pi[order] > 0][:rows]
@@ -245,18 +249,23 @@ class Trainer:
         grid = x.view(len(order), cols, *x.shape[1:]).cpu()
         io.atomic_write(self.run_dir / f"fakes_{self.step:08d}.png", mode_grid_png(grid, names))
         table = getattr(self.partition, "table", None)
-        info = {"step": self.step, "pi": pi.tolist(), "counts": self.partition.counts.tolist()}
         if table is not None:
             reals = torch.full_like(grid, -1.0)  # empty cells stay black
             for r, m in enumerate(order):  # one gather per shown mode, not per image
                 idx = torch.nonzero(table == m).flatten()[:cols]
                 reals[r, :len(idx)] = self.dataset.images(idx, "cpu")
             io.atomic_write(self.run_dir / "reals.png", mode_grid_png(reals, names))
-            labels = getattr(self.dataset, "labels", None)
-            if labels is not None:
-                info["mode_x_label"] = contingency(table.cpu(), labels.cpu(), self.partition.k,
-                                                   self.dataset.num_classes).tolist()
-        io.atomic_write(self.run_dir / "modes.json", json.dumps(info) + "\n")
+
+    def modes_info(self) -> dict:
+        """π, counts and (with true labels) the mode x label table of the partition now."""
+        info = {"step": self.step, "pi": self.partition.pi.tolist(),
+                "counts": self.partition.counts.tolist(), "modes_alive": int(self.partition.alive.sum())}
+        table = getattr(self.partition, "table", None)
+        labels = getattr(self.dataset, "labels", None)
+        if table is not None and labels is not None:
+            info["mode_x_label"] = contingency(table.cpu(), labels.cpu(), self.partition.k,
+                                               self.dataset.num_classes).tolist()
+        return info
 
     # --- state ------------------------------------------------------------------------------------
 
