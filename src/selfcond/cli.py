@@ -23,7 +23,7 @@ TRAIN_FLAGS = {
 }
 # Keys that may differ when resuming a run: they do not change what has been trained so far.
 RESUMABLE_KEYS = {"train.steps", "train.device", "train.threads", "train.snapshot_every",
-                  "train.log_every", "train.eval_samples"}
+                  "train.log_every", "train.eval_samples", "train.metrics"}
 
 
 def _parse_set(pairs) -> dict:
@@ -152,6 +152,26 @@ def bench_kmeans(n, d, k, seed, threads, n_init, seed_dims, json_path):
                                         seed_dims=seed_dims or None)
     _write_json(json_path, [rec])
     click.echo(kmeans_speed.format_markdown(rec))
+
+
+@bench.command("stacked-mnist")
+@click.option("--methods", default="gan,scgan", show_default=True)
+@click.option("--trials", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), default=20000, show_default=True)
+@click.option("--data-dir", help="directory with MNIST's IDX files (else the usual search order)")
+@click.option("--seed", type=int, default=0, show_default=True, help="trial t uses seed + t")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="parallel trials")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="config override for every trial")
+@click.option("--out", help="keep each trial's run directory under this folder")
+@click.option("--json", "json_path", help="write the records here (after every trial)")
+def bench_stacked(methods, trials, steps, data_dir, seed, jobs, sets, out, json_path):
+    """Table 2 of Self-Conditioned GAN: Stacked MNIST modes (of 1000) and reverse KL."""
+    from selfcond.bench import stacked
+
+    ms = [m.strip() for m in methods.split(",") if m.strip()]
+    records = stacked.run(ms, trials, steps, data_dir, seed=seed, jobs=jobs, overrides=_parse_set(sets),
+                          out=out, on_record=lambda recs: _write_json(json_path, recs))
+    click.echo(stacked.markdown(records))
 
 
 @cli.group(invoke_without_command=True)

@@ -7,11 +7,11 @@ torch thread each: the 2D nets are too small to gain from more threads per run.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import statistics
 import sys
 import time
 
+from selfcond.bench.common import groups, mean_std, run_jobs
 from selfcond.config import resolve
 from selfcond.train.loop import Trainer
 
@@ -42,21 +42,8 @@ def run(datasets, methods, trials: int, steps: int, seed: int = 0, jobs: int = 1
             for d in datasets for m in methods for t in range(trials)]
     for job in todo:  # fail fast on a bad option, before any process starts
         resolve(overrides={"data.name": job["data"], "method.name": job["method"], **job["set"]})
-    records = []
-    if jobs <= 1:
-        for i, job in enumerate(todo):
-            records.append(run_trial(job))
-            _progress(progress, i + 1, len(todo), records[-1])
-            if on_record:
-                on_record(records)
-    else:
-        with mp.get_context("spawn").Pool(jobs) as pool:
-            for i, rec in enumerate(pool.imap(run_trial, todo)):
-                records.append(rec)
-                _progress(progress, i + 1, len(todo), rec)
-                if on_record:
-                    on_record(records)
-    return records
+    return run_jobs(todo, run_trial, jobs, on_record,
+                    report=lambda done, total, rec: _progress(progress, done, total, rec))
 
 
 def _progress(on: bool, done: int, total: int, rec: dict) -> None:
@@ -66,23 +53,14 @@ def _progress(on: bool, done: int, total: int, rec: dict) -> None:
               file=sys.stderr, flush=True)
 
 
-def _mean_std(values) -> tuple[float, float]:
-    values = list(values)
-    mean = statistics.fmean(values)
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return mean, std
-
-
 def markdown(records: list[dict]) -> str:
     """One row per (dataset, method): mean ± std over trials, and seconds per trial."""
     lines = ["| data | method | trials | modes | high quality (%) | reverse KL | s / trial |",
              "|---|---|---|---|---|---|---|"]
-    keys = list(dict.fromkeys((r["dataset"], r["method"]) for r in records))
-    for data, method in keys:
-        rs = [r for r in records if r["dataset"] == data and r["method"] == method]
-        modes = _mean_std(r["modes"] for r in rs)
-        hq = _mean_std(100 * r["hq"] for r in rs)
-        rkl = _mean_std(r["rkl"] for r in rs)
+    for (data, method), rs in groups(records, "dataset", "method"):
+        modes = mean_std(r["modes"] for r in rs)
+        hq = mean_std(100 * r["hq"] for r in rs)
+        rkl = mean_std(r["rkl"] for r in rs)
         secs = statistics.fmean(r["seconds"] for r in rs)
         lines.append(f"| {data} | {method} | {len(rs)} | {modes[0]:.1f} ± {modes[1]:.1f} | "
                      f"{hq[0]:.1f} ± {hq[1]:.1f} | {rkl[0]:.4f} ± {rkl[1]:.4f} | {secs:.0f} |")

@@ -20,12 +20,13 @@ class ImageDataset:
         name: dataset name.
         data: (N, C, H, W) uint8 tensor.
         labels: (N,) int64 true labels, or None.
+        class_names: names of the true classes (index = label), or None.
     """
 
     is_toy = False
 
     def __init__(self, name: str, images_uint8: torch.Tensor, labels: torch.Tensor | None = None,
-                 num_classes: int | None = None):
+                 num_classes: int | None = None, class_names: list[str] | None = None):
         if images_uint8.dtype != torch.uint8 or images_uint8.dim() != 4:
             raise ValueError(f"images must be a uint8 (N, C, H, W) tensor, got {images_uint8.dtype} "
                              f"{tuple(images_uint8.shape)}")
@@ -40,6 +41,7 @@ class ImageDataset:
         self.data = images_uint8
         self.labels = labels
         self._num_classes = num_classes if labels is not None else None
+        self.class_names = list(class_names) if class_names is not None and labels is not None else None
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -80,9 +82,13 @@ def resize_uint8(images_uint8: torch.Tensor, resolution: int) -> torch.Tensor:
     if tuple(images_uint8.shape[-2:]) == (resolution, resolution):
         return images_uint8.clone()
     shrink = resolution < min(images_uint8.shape[-2:])
-    x = F.interpolate(images_uint8.float(), size=(resolution, resolution), mode="bilinear",
-                      align_corners=False, antialias=shrink)
-    return x.round_().clamp_(0, 255).to(torch.uint8)
+    out = torch.empty(*images_uint8.shape[:2], resolution, resolution, dtype=torch.uint8,
+                      device=images_uint8.device)
+    for i in range(0, len(images_uint8), 4096):  # in chunks: float copies of 50k images would be GBs
+        x = F.interpolate(images_uint8[i:i + 4096].float(), size=(resolution, resolution), mode="bilinear",
+                          align_corners=False, antialias=shrink)
+        out[i:i + 4096] = x.round_().clamp_(0, 255)
+    return out
 
 
 def digits(resolution: int = 32) -> ImageDataset:

@@ -23,8 +23,7 @@ from selfcond import data as datasets
 from selfcond import nets, partition
 from selfcond.config import Config, to_yaml
 from selfcond.errors import UserError
-from selfcond.metrics.clusters import cluster_scores, contingency
-from selfcond.metrics.modes2d import modes2d
+from selfcond.metrics.clusters import contingency
 from selfcond.train import io
 from selfcond.train.losses import d_loss, g_loss
 from selfcond.viz.grid import mode_grid_png
@@ -195,18 +194,12 @@ class Trainer:
         """A generator independent of training: evaluation never shifts the training RNG."""
         return torch.Generator(self.device).manual_seed(self.cfg.train.seed * 1_000_003 + offset)
 
-    def evaluate(self, n: int | None = None) -> dict:
-        """The data's default metrics. 2D: modes, hq, rkl on n generated samples. Images with true
-        labels: how well the partition's modes match the classes (purity, nmi, ari, k_found)."""
-        if getattr(self.dataset, "is_toy", False):
-            x, _ = self.sample(n or self.cfg.train.eval_samples, self.eval_generator())
-            return modes2d(x, self.dataset.means, self.dataset.std)
-        table = getattr(self.partition, "table", None)
-        if table is not None and getattr(self.dataset, "labels", None) is not None:
-            classes = self.dataset.num_classes
-            return cluster_scores(table, self.dataset.labels, self.partition.k, classes,
-                                  pi=self.partition.pi, top=classes)
-        return {}
+    def evaluate(self, n: int | None = None, metrics: list[str] | None = None, snapshot: bool = False) -> dict:
+        """The metrics named (registry names or keys, see selfcond.metrics), else those that apply to
+        the data (only the cheap ones when `snapshot`), on n samples (default train.eval_samples)."""
+        from selfcond.metrics import evaluate
+
+        return evaluate(self, metrics or self.cfg.train.metrics or None, n, snapshot)
 
     # --- run directory ----------------------------------------------------------------------------
 
@@ -222,7 +215,7 @@ class Trainer:
 
     def snapshot(self) -> None:
         """Metrics, sample images and a checkpoint, all written atomically."""
-        metrics = {"step": self.step, **self.evaluate()}
+        metrics = {"step": self.step, **self.evaluate(snapshot=True)}
         io.append_jsonl(self.run_dir / "metrics.jsonl", metrics)
         if getattr(self.dataset, "is_toy", False):
             x, y = self.sample(2500, self.eval_generator(2))
@@ -237,6 +230,14 @@ class Trainer:
             io.atomic_write(self.run_dir / "modes.json", json.dumps(info) + "\n")
             io.append_jsonl(self.run_dir / "modes.jsonl", info)
         io.save_checkpoint(self.run_dir, self.state_dict(), self.step)
+        try:  # the report is a view of the files above: its failure must not stop training
+            from selfcond.report import write_report
+
+            write_report(self.run_dir)
+        except Exception as e:  # noqa: BLE001 - logged, visible, and the run goes on
+            self._log_event({"event": "report_failed", "error": f"{type(e).__name__}: {e}"})
+            print(f"warning: report.html not written at step {self.step}: {type(e).__name__}: {e}",
+                  file=sys.stderr)
 
     def _image_snapshot(self, rows: int = 20, cols: int = 10) -> None:
         """fakes_<step>.png: one row per live mode, modes sorted by π (fixed noise across snapshots);
