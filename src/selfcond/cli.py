@@ -19,11 +19,11 @@ from selfcond.errors import UserError
 TRAIN_FLAGS = {
     "data": "data.name", "data_dir": "data.data_dir", "method": "method.name", "k": "method.k",
     "steps": "train.steps", "batch": "train.batch", "seed": "train.seed", "device": "train.device",
-    "threads": "train.threads", "snapshot_every": "train.snapshot_every",
+    "threads": "train.threads", "snapshot_every": "train.snapshot_every", "nan_retry": "train.nan_retry",
 }
 # Keys that may differ when resuming a run: they do not change what has been trained so far.
 RESUMABLE_KEYS = {"train.steps", "train.device", "train.threads", "train.snapshot_every",
-                  "train.log_every", "train.eval_samples", "train.metrics"}
+                  "train.log_every", "train.eval_samples", "train.metrics", "train.nan_retry"}
 
 
 def _parse_set(pairs) -> dict:
@@ -56,10 +56,11 @@ def cli():
 @click.option("--device", help="auto, cpu, cuda or cuda:N")
 @click.option("--threads", type=int, help="torch CPU threads (0 = torch default)")
 @click.option("--snapshot-every", type=int, help="steps between snapshots")
+@click.option("--nan-retry", type=int, help="on NaN/inf, roll back to the last checkpoint with half the lr, N times")
 @click.option("--out", default="runs", show_default=True, help="parent of the run directory")
 @click.option("--config", "config_file", help="YAML config; flags override it")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="any config key, e.g. train.lr=2e-4")
-@click.option("--resume", help="run directory to continue")
+@click.option("--resume", help="run directory to continue, or 'latest' (newest under --out)")
 @click.option("--dry-run", is_flag=True, help="print the resolved config and exit")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def train(config_file, sets, resume, dry_run, quiet, out, **flags):
@@ -70,7 +71,9 @@ def train(config_file, sets, resume, dry_run, quiet, out, **flags):
     overrides = {TRAIN_FLAGS[k]: v for k, v in flags.items() if v is not None}
     overrides.update(_parse_set(sets))
     if resume:
-        run_dir = Path(resume)
+        from selfcond.api import find_run
+
+        run_dir = find_run(resume, out)
         state = io.load_checkpoint(run_dir)
         saved = state["config"]
         cfg = cfgmod.resolve(cfgmod.merge(saved, cfgmod.tree_of(overrides)))  # unknown keys fail here
@@ -95,7 +98,140 @@ def train(config_file, sets, resume, dry_run, quiet, out, **flags):
         trainer = start_run(cfg, out)
     click.echo(f"run directory: {trainer.run_dir}", err=True)
     trainer.train(progress=not quiet)
-    click.echo(json.dumps({"run": str(trainer.run_dir), "step": trainer.step, **trainer.evaluate()}))
+    metrics = trainer.last_metrics or {"step": trainer.step, **trainer.evaluate(snapshot=True)}
+    click.echo(json.dumps({"run": str(trainer.run_dir), **metrics}))
+
+
+def _parse_seeds(text: str) -> list[int]:
+    """'0-63' or '1,5,9' or '0-3,10' -> seeds."""
+    seeds = []
+    try:
+        for part in text.split(","):
+            if "-" in part.strip()[1:]:
+                a, b = part.split("-", 1)
+                seeds += list(range(int(a), int(b) + 1))
+            elif part.strip():
+                seeds.append(int(part))
+    except ValueError:
+        raise UserError(f"--seeds expects a list like 0-63 or 1,5,9, got {text!r}") from None
+    if not seeds or min(seeds) < 0:
+        raise UserError(f"--seeds must name seeds >= 0, got {text!r}")
+    return seeds
+
+
+def _load(run: str, device: str):
+    from selfcond.api import load
+
+    if not Path(run).exists():
+        raise UserError(f"run not found: {run}")
+    return load(run, device=device)
+
+
+@cli.command()
+@click.argument("run")
+@click.option("--mode", help="a mode number, or 'all' (every live mode); default: modes drawn from π")
+@click.option("--seeds", help="seeds to draw, e.g. 0-63 or 1,5,9 (default 0..n-1)")
+@click.option("--n", type=click.IntRange(min=1), default=16, show_default=True, help="images when no --seeds")
+@click.option("--grid", is_flag=True, help="write one grid PNG instead of one PNG per image")
+@click.option("--out", help="output directory (default RUN/generated)")
+@click.option("--device", default="auto", show_default=True)
+def generate(run, mode, seeds, n, grid, out, device):
+    """Images from a trained run: PNG per seed (modeMM/seedSSSS.png) or one grid."""
+    from selfcond.train.io import atomic_write
+    from selfcond.viz.grid import mode_grid_png
+
+    model = _load(run, device)
+    seed_list = _parse_seeds(seeds) if seeds else list(range(n))
+    if mode == "all":
+        if not model.conditional:
+            raise UserError(f"run {run} is unconditional ({model.cfg.method.name}): it has no modes")
+        modes = model.live_modes
+    elif mode is not None:
+        try:
+            modes = [int(mode)]
+        except ValueError:
+            raise UserError(f"--mode expects a number or 'all', got {mode!r}") from None
+    else:
+        modes = [None]
+    out_dir = Path(out) if out else Path(run) / "generated"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows, names, written = [], [], 0
+    for m in modes:
+        x, y = model.generate(mode=m, seeds=seed_list)
+        if grid:
+            rows.append(x)
+            names.append("π" if m is None else f"mode {m}")
+            continue
+        for img, s, ym in zip(x, seed_list, y.tolist()):
+            sub = out_dir / f"mode{ym:02d}" if model.conditional else out_dir
+            sub.mkdir(exist_ok=True)
+            atomic_write(sub / f"seed{s:04d}.png", mode_grid_png(img[None, None]))
+            written += 1
+    if grid:
+        name = f"grid-mode{mode if mode is not None else 'pi'}-seeds{seed_list[0]}-{seed_list[-1]}.png"
+        atomic_write(out_dir / name, mode_grid_png(torch_stack(rows), names if len(rows) > 1 else None))
+        click.echo(str(out_dir / name))
+    else:
+        click.echo(f"{written} images in {out_dir}")
+
+
+def torch_stack(rows):
+    import torch
+
+    return torch.stack(rows)
+
+
+@cli.command()
+@click.argument("run")
+@click.option("--modes", required=True, help="2 modes (a strip) or 4 modes (a sheet), e.g. 2,7")
+@click.option("--steps", type=click.IntRange(min=2), default=8, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--rows", type=click.IntRange(min=1), default=4, show_default=True, help="noise rows of a strip")
+@click.option("--out", help="PNG file (default RUN/interpolate-A-B.png)")
+@click.option("--device", default="auto", show_default=True)
+def interpolate(run, modes, steps, seed, rows, out, device):
+    """Convex combinations of mode codes: A -> B strips, or a 2D sheet between four modes."""
+    from selfcond.train.io import atomic_write
+    from selfcond.viz.grid import mode_grid_png
+
+    try:
+        ms = [int(m) for m in modes.split(",")]
+    except ValueError:
+        raise UserError(f"--modes expects numbers like 2,7, got {modes!r}") from None
+    model = _load(run, device)
+    sheet = model.interpolate(ms, steps=steps, seed=seed, rows=rows)
+    path = Path(out) if out else Path(run) / f"interpolate-{'-'.join(map(str, ms))}.png"
+    atomic_write(path, mode_grid_png(sheet))
+    click.echo(str(path))
+
+
+@cli.command()
+@click.argument("run")
+@click.option("--metrics", help="comma-separated metric names or keys (default: all that apply)")
+@click.option("--n", type=click.IntRange(min=1), help="samples (default train.eval_samples)")
+@click.option("--json", "json_path", help="also write the result to this file")
+@click.option("--device", default="auto", show_default=True)
+def evaluate(run, metrics, n, json_path, device):
+    """Compute metrics of a run; appends to RUN/metrics.jsonl and prints one JSON line."""
+    from selfcond.api import write_json
+
+    model = _load(run, device)
+    names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
+    result = model.evaluate(names, n)
+    if json_path:
+        write_json(json_path, result)
+    click.echo(json.dumps(result))
+
+
+@cli.command()
+@click.argument("run")
+def report(run):
+    """(Re)write RUN/report.html from the run's files."""
+    from selfcond.report import write_report
+
+    if not Path(run).is_dir():
+        raise UserError(f"run directory not found: {run}")
+    click.echo(str(write_report(run)))
 
 
 @cli.group()
@@ -174,6 +310,63 @@ def bench_stacked(methods, trials, steps, data_dir, seed, jobs, sets, out, json_
     click.echo(stacked.markdown(records))
 
 
+@bench.command("clusters")
+@click.option("--data", "datasets", default="mnist,fashion-mnist", show_default=True)
+@click.option("--methods", default="scgan,micgan", show_default=True)
+@click.option("--k", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--trials", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), default=10000, show_default=True)
+@click.option("--data-dir", help="directory with the datasets' files (else the usual search order)")
+@click.option("--seed", type=int, default=0, show_default=True, help="trial t uses seed + t")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="parallel trials")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="config override for every trial")
+@click.option("--out", help="keep each trial's run directory under this folder")
+@click.option("--json", "json_path", help="write the records here (after every trial)")
+def bench_clusters(datasets, methods, k, trials, steps, data_dir, seed, jobs, sets, out, json_path):
+    """Table 1 of MIC-GANs: purity, NMI, ARI, modes found and fid_cls of the discovered modes."""
+    from selfcond.bench import clusters
+
+    ds = [d.strip() for d in datasets.split(",") if d.strip()]
+    ms = [m.strip() for m in methods.split(",") if m.strip()]
+    records = clusters.run(ds, ms, k, trials, steps, data_dir, seed=seed, jobs=jobs,
+                           overrides=_parse_set(sets), out=out, on_record=lambda recs: _write_json(json_path, recs))
+    click.echo(clusters.markdown(records))
+
+
+@bench.command("gibbs")
+@click.option("--n", type=int, default=60000, show_default=True)
+@click.option("--d", type=int, default=15, show_default=True)
+@click.option("--k", type=int, default=15, show_default=True)
+@click.option("--sweeps", type=int, default=3, show_default=True)
+@click.option("--block", type=int, default=1024, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, default=1, show_default=True)
+@click.option("--json", "json_path", help="write the record here")
+def bench_gibbs(n, d, k, sweeps, block, seed, threads, json_path):
+    """Our Gibbs sweeps beside the published MIC-GANs per-image loop, on the same embeddings."""
+    from selfcond.bench import gibbs_speed
+
+    rec = gibbs_speed.run_gibbs_speed(n=n, d=d, k=k, sweeps=sweeps, seed=seed, threads=threads, block=block)
+    _write_json(json_path, [rec])
+    click.echo(gibbs_speed.format_markdown(rec))
+
+
+@bench.command("snapshot")
+@click.option("--data", default="digits", show_default=True)
+@click.option("--steps", type=int, default=200, show_default=True, help="training steps timed")
+@click.option("--snapshots", type=int, default=5, show_default=True, help="snapshots timed (median)")
+@click.option("--threads", type=int, default=1, show_default=True)
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE")
+@click.option("--json", "json_path", help="write the record here")
+def bench_snapshot(data, steps, snapshots, threads, sets, json_path):
+    """Seconds per checkpoint and per snapshot, and their share of training time."""
+    from selfcond.bench import overhead
+
+    rec = overhead.run_overhead(data, steps, snapshots, threads, _parse_set(sets))
+    _write_json(json_path, [rec])
+    click.echo(overhead.format_markdown(rec))
+
+
 @cli.group(invoke_without_command=True)
 @click.pass_context
 def datasets(ctx):
@@ -183,11 +376,26 @@ def datasets(ctx):
 
 
 @datasets.command("list")
-def datasets_list():
+@click.option("--data-dir", help="also look here")
+def datasets_list(data_dir=None):
+    """Dataset names, marked by whether their files are here."""
     from selfcond import data
 
     for name in data.names():
-        click.echo(name)
+        click.echo(f"{name:16s} {'available' if data.available(name, data_dir) else 'not found locally'}")
+
+
+@datasets.command("info")
+@click.argument("name")
+@click.option("--data-dir", help="also look here")
+def datasets_info(name, data_dir):
+    """Where a dataset was found (or looked for), its size, shape and classes."""
+    from selfcond import data
+
+    for key, value in data.info(name, data_dir).items():
+        if isinstance(value, (list, tuple)) and value and key == "searched":
+            value = "\n  " + "\n  ".join(map(str, value))
+        click.echo(f"{key}: {value}")
 
 
 def main(argv=None) -> None:

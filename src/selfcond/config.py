@@ -28,6 +28,7 @@ METHOD_PARTITION = {
     "cgan": "labels",  # ground-truth modes: the class-conditional upper bound
     "random": "random",
     "scgan": "kmeans",  # Self-Conditioned GAN
+    "micgan": "crp",  # MIC-GANs: Dirichlet-process mixture, Adversarial Chinese Restaurant Process
 }
 METHODS = tuple(METHOD_PARTITION)
 TOY_DATASETS = ("ring", "grid")
@@ -51,7 +52,8 @@ class ModelConfig:
     g_depth: int = 4  # hidden layers of the 2D generator
     embed_dim: int = 32  # size of G's condition embedding (concat conditioning)
     maxout_pieces: int = 5  # 2D discriminator
-    g_cond: str = "concat"  # concat: L2-normalised embedding concatenated to z
+    g_cond: str = "concat"  # concat: L2-normalised embedding concatenated to z; add: code added to z
+    d_head: str = "multi"  # D's conditional head (images): multi (one logit per mode) | projection
     pack: int = 1  # PacGAN: samples packed into one D input
     mbd_kernels: int = 0  # minibatch discrimination: number of kernels B (0 = off)
     mbd_dim: int = 5  # minibatch discrimination: kernel dimension C
@@ -64,6 +66,16 @@ class MethodConfig:
     recluster_every: int = 5000  # steps between refreshes of the partition
     cluster_samples: int = 25000  # real samples clustered (fixed subset)
     kmeans_iters: int = 100
+    # MIC-GANs (method micgan); an epoch is `epoch_steps` GAN steps (0 = one pass over the data).
+    alpha: float = 1.0  # DP concentration: the total weight of opening a new mode
+    init_steps: int = 2000  # initialization stage: D unconditional, G's conditions uniform
+    epoch_steps: int = 0
+    sample_epochs: int = 20  # ACRP epochs with Gibbs sampling; training goes on after them
+    q_steps: int = 200  # encoder steps per epoch
+    q_lr: float = 2e-4
+    gibbs_sweeps: int = 3
+    gibbs_block: int = 1024  # points sampled together in a sweep (1 = exact sequential Gibbs)
+    embed_var: float = 0.1  # initial covariance of every mode's Gaussian, and the NIW prior's
 
 
 @dataclass
@@ -79,6 +91,7 @@ class TrainConfig:
     log_every: int = 100  # steps between lines in stats.jsonl
     eval_samples: int = 50000  # samples for the metrics computed at snapshots
     metrics: list[str] = field(default_factory=list)  # metrics at snapshots; empty = the data's cheap ones
+    nan_retry: int = 0  # on NaN/inf: roll back to the last checkpoint with half the lr, this many times
 
 
 @dataclass
@@ -130,6 +143,7 @@ DATA_PRESETS = {
 METHOD_PRESETS = {
     "pacgan": {"model": {"pack": 2}},
     "mbd": {"model": {"mbd_kernels": 50, "mbd_dim": 5}},
+    "micgan": {"model": {"g_cond": "add"}, "method": {"k": 20}},
 }
 
 
@@ -258,8 +272,16 @@ def validate(cfg: Config) -> None:
     need(cfg.method.cluster_samples >= cfg.method.k,
          f"method.cluster_samples ({cfg.method.cluster_samples}) must be >= method.k ({cfg.method.k})")
     need(cfg.method.kmeans_iters >= 1, "method.kmeans_iters must be >= 1")
+    m = cfg.method
+    need(m.alpha > 0, f"method.alpha must be > 0, got {m.alpha}")
+    for key in ("init_steps", "epoch_steps", "sample_epochs"):
+        need(getattr(m, key) >= 0, f"method.{key} must be >= 0, got {getattr(m, key)}")
+    for key in ("q_steps", "gibbs_sweeps", "gibbs_block"):
+        need(getattr(m, key) >= 1, f"method.{key} must be >= 1, got {getattr(m, key)}")
+    need(m.q_lr > 0 and m.embed_var > 0, "method.q_lr and method.embed_var must be > 0")
     need(cfg.model.arch in ("auto", "mlp", "dcgan"), f"model.arch must be auto, mlp or dcgan, got {cfg.model.arch!r}")
-    need(cfg.model.g_cond in ("concat",), f"model.g_cond must be concat, got {cfg.model.g_cond!r}")
+    need(cfg.model.g_cond in ("concat", "add"), f"model.g_cond must be concat or add, got {cfg.model.g_cond!r}")
+    need(cfg.model.d_head in ("multi", "projection"), f"model.d_head must be multi or projection, got {cfg.model.d_head!r}")
     for key in ("z_dim", "g_width", "d_width", "g_depth", "embed_dim", "maxout_pieces", "pack", "mbd_dim"):
         need(getattr(cfg.model, key) >= 1, f"model.{key} must be >= 1, got {getattr(cfg.model, key)}")
     need(cfg.model.mbd_kernels >= 0, "model.mbd_kernels must be >= 0")
@@ -275,6 +297,7 @@ def validate(cfg: Config) -> None:
     need(t.log_every >= 1, "train.log_every must be >= 1")
     need(t.eval_samples >= 1, "train.eval_samples must be >= 1")
     need(t.threads >= 0, "train.threads must be >= 0")
+    need(t.nan_retry >= 0, "train.nan_retry must be >= 0")
     need(t.device == "auto" or t.device == "cpu" or t.device.startswith("cuda"),
          f"train.device must be auto, cpu or cuda[:N], got {t.device!r}")
     need(cfg.data.resolution in (28, 32, 64) or cfg.is_toy,

@@ -322,6 +322,15 @@ def _plot_mode_x_label(latest: dict, table: list[list[int]]) -> bytes | None:
     return _to_png(fig)
 
 
+def mode_label_png(info: dict) -> bytes | None:
+    """The mode x true-label heatmap of a modes.json record, as PNG bytes; None without labels or with
+    more than 50 classes (Stacked MNIST's 1000 labels do not make a readable picture)."""
+    table = _mode_x_label(info)
+    if table is None or len(table[0]) > 50:
+        return None
+    return _plot_mode_x_label(info, table)
+
+
 # --- HTML ----------------------------------------------------------------------------------------
 
 

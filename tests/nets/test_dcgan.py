@@ -75,3 +75,33 @@ def test_one_step_reaches_every_parameter_and_training_moves_d():
         losses.append(loss_d.item())
     assert all(torch.isfinite(torch.tensor(losses)))
     assert sum(losses[-5:]) < sum(losses[:5])  # D learns to tell digits from noise
+
+
+def test_projection_head_is_unconditional_logit_plus_inner_product():
+    d = DCGANDiscriminator(5, width=8, resolution=28, channels=1, head="projection")
+    x = torch.randn(6, 1, 28, 28)
+    y = torch.tensor([0, 1, 2, 3, 4, 0])
+    h = d.features(x)
+    expected = d.head.uncond(h).squeeze(1) + (d.head.cond.weight[y] * h).sum(1)
+    assert torch.allclose(d(x, y), expected, atol=1e-6)
+    assert torch.allclose(d(x), d.head.uncond(h).squeeze(1))
+
+
+def test_encoder_has_no_batchnorm_and_embeds_each_image_alone():
+    from selfcond.nets.dcgan import DCGANEncoder
+
+    q = DCGANEncoder(7, width=8, resolution=32, channels=3)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in q.modules())
+    x = torch.randn(4, 3, 32, 32)
+    assert q(x).shape == (4, 7) and torch.allclose(q(x)[1:2], q(x[1:2]), atol=1e-6)
+
+
+def test_add_conditioning_mixes_codes_linearly():
+    from selfcond.nets.layers import AddEmbedding
+
+    cond = AddEmbedding(3, 4)
+    z = torch.randn(2, 4)
+    w = torch.tensor([[0.25, 0.75, 0.0], [0.0, 0.0, 1.0]])
+    e = cond.embedding.weight
+    assert torch.allclose(cond(z, w), z + torch.stack([0.25 * e[0] + 0.75 * e[1], e[2]]))
+    assert torch.allclose(cond(z, torch.tensor([2, 2]))[1], cond(z, w)[1])

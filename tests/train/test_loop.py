@@ -22,12 +22,17 @@ def test_short_scgan_run_on_grid_covers_most_modes():
     assert t.partition.summary()["modes_alive"] > 25
 
 
-@pytest.mark.parametrize("method", ["scgan", "gan", "pacgan", "mbd", "cgan", "random"])
+# MIC-GANs rounds at steps 30, 60 (the interruption point) and 90: Q, Gaussians and Gibbs state resume.
+MICGAN_FAST = {"method.init_steps": 30, "method.epoch_steps": 30, "method.q_steps": 5}
+
+
+@pytest.mark.parametrize("method", ["scgan", "gan", "pacgan", "mbd", "cgan", "random", "micgan"])
 def test_resume_continues_bit_for_bit(tmp_path, method):
     # Small nets: this tests state, not quality.
     over = {"method.name": method, "method.recluster_every": 40, "method.k": 10,
             "method.cluster_samples": 500, "train.snapshot_every": 60, "train.log_every": 20,
-            "model.g_width": 32, "model.d_width": 16, "model.mbd_kernels": 4 if method == "mbd" else 0}
+            "model.g_width": 32, "model.d_width": 16, "model.mbd_kernels": 4 if method == "mbd" else 0,
+            **(MICGAN_FAST if method == "micgan" else {})}
     straight = Trainer(cfg2d(**over, **{"train.steps": 120}))
     straight.train(progress=False)
 
@@ -93,7 +98,7 @@ def test_tiny_image_run_writes_grids_modes_and_a_checkpoint(tmp_path):
     t.train(progress=False)
     d = t.run_dir
     assert d.name == "00000-digits-scgan-k4"
-    for name in ("fakes_00000010.png", "reals.png", "modes.json", "checkpoint-00000010.pt"):
+    for name in ("fakes_00000010.png", "reals.png", "modes.json", "modes_x_labels.png", "checkpoint-00000010.pt"):
         assert (d / name).is_file(), name
     modes = json.loads((d / "modes.json").read_text())
     assert len(modes["pi"]) == 4 and abs(sum(modes["pi"]) - 1) < 1e-9
@@ -103,12 +108,15 @@ def test_tiny_image_run_writes_grids_modes_and_a_checkpoint(tmp_path):
     assert 0.1 <= m["purity"] <= 1 and m["k_found"] >= 1
 
 
-def test_tiny_image_run_resumes_bit_for_bit(tmp_path):
-    straight = Trainer(tiny_digits(**{"train.steps": 20}))
+@pytest.mark.parametrize("method", ["scgan", "micgan"])
+def test_tiny_image_run_resumes_bit_for_bit(tmp_path, method):
+    over = {"method.name": method, "method.k": 4, "method.init_steps": 5, "method.epoch_steps": 5,
+            "method.q_steps": 3}
+    straight = Trainer(tiny_digits(**over, **{"train.steps": 20}))
     straight.train(progress=False)
-    first = start_run(tiny_digits(**{"train.steps": 10}), tmp_path)
+    first = start_run(tiny_digits(**over, **{"train.steps": 10}), tmp_path)
     first.train(progress=False)
-    resumed = Trainer(tiny_digits(**{"train.steps": 20}), first.run_dir)
+    resumed = Trainer(tiny_digits(**over, **{"train.steps": 20}), first.run_dir)
     resumed.load_state_dict(io.load_checkpoint(first.run_dir))
     resumed.train(progress=False)
     for (name, p), q in zip(straight.G.state_dict().items(), resumed.G.state_dict().values()):

@@ -4,6 +4,8 @@
     stacked   modes, rkl, rkl_log10                   Stacked MNIST (MNIST classifier per channel)
     clusters  purity, nmi, ari, k_found, purity_top   modes of real images vs true labels
     fid_cls   fid_cls                                 Fréchet distance on the data's own classifier
+    fid       fid                                     standard FID, when $SELFCOND_INCEPTION names
+                                                      a local Inception extractor (metrics/inception.py)
 
 Users may name a group or any key it produces (`--metrics purity,fid_cls`). `evaluate(trainer)`
 computes the groups that apply to the run's data; the cheap ones run at every snapshot.
@@ -74,6 +76,24 @@ def _fid_cls(t, n):
     return {"fid_cls": fid_from_features(predict(model, fake, features=True), predict(model, real, features=True))}
 
 
+def _fid_inception(t, n):
+    from selfcond.metrics import inception
+    from selfcond.metrics.fid import fid_from_features
+
+    model = inception.load(inception.configured(), t.device)
+    n = min(n, 10000)
+    fake, _ = t.sample(n, t.eval_generator(3))
+    idx = torch.randperm(len(t.dataset), generator=t.eval_generator(4), device=t.device)[:n]
+    real = t.dataset.images(idx, t.device)
+    return {"fid": fid_from_features(inception.features(model, fake), inception.features(model, real))}
+
+
+def _has_inception(t) -> bool:
+    from selfcond.metrics import inception
+
+    return not _is_toy(t) and inception.configured() is not None
+
+
 METRICS = {m.name: m for m in (
     Metric("modes2d", ("modes", "hq", "rkl"), _is_toy, _modes2d),
     Metric("stacked", ("modes", "rkl", "rkl_log10"), lambda t: t.cfg.data.name == "stacked-mnist", _stacked),
@@ -81,6 +101,7 @@ METRICS = {m.name: m for m in (
            lambda t: _has_labels(t) and getattr(t.partition, "table", None) is not None, _clusters),
     Metric("fid_cls", ("fid_cls",), lambda t: _has_labels(t) and t.cfg.data.name != "stacked-mnist",
            _fid_cls, at_snapshot=False),
+    Metric("fid", ("fid",), _has_inception, _fid_inception, at_snapshot=False),
 )}
 
 

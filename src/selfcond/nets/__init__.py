@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from selfcond.errors import UserError
-from selfcond.nets.dcgan import DCGANDiscriminator, DCGANGenerator
-from selfcond.nets.mlp import MLPDiscriminator, MLPGenerator
+from selfcond.nets.dcgan import DCGANDiscriminator, DCGANEncoder, DCGANGenerator
+from selfcond.nets.mlp import MLPDiscriminator, MLPEncoder, MLPGenerator
 
 
 def arch_for(cfg, dataset) -> str:
@@ -20,7 +20,8 @@ def build(cfg, dataset, k: int):
     if arch == "mlp":
         if not getattr(dataset, "is_toy", False):
             raise UserError("model.arch mlp only works on 2D point data (ring, grid)")
-        g = MLPGenerator(k, z_dim=m.z_dim, embed_dim=m.embed_dim, width=m.g_width, depth=m.g_depth)
+        g = MLPGenerator(k, z_dim=m.z_dim, embed_dim=m.embed_dim, width=m.g_width, depth=m.g_depth,
+                         cond=m.g_cond)
         d = MLPDiscriminator(k, width=m.d_width, pieces=m.maxout_pieces, pack=m.pack,
                              mbd_kernels=m.mbd_kernels, mbd_dim=m.mbd_dim)
         return g, d
@@ -31,7 +32,14 @@ def build(cfg, dataset, k: int):
             raise UserError("pacgan and mbd are only implemented for the 2D nets so far")
         channels, res = dataset.shape[0], dataset.shape[1]
         g = DCGANGenerator(k, z_dim=m.z_dim, width=m.g_width, resolution=res, channels=channels,
-                           embed_dim=m.embed_dim)
-        d = DCGANDiscriminator(k, width=m.d_width, resolution=res, channels=channels)
+                           embed_dim=m.embed_dim, cond=m.g_cond)
+        d = DCGANDiscriminator(k, width=m.d_width, resolution=res, channels=channels, head=m.d_head)
         return g, d
     raise UserError(f"model.arch {arch!r} is not available for dataset {cfg.data.name!r}")
+
+
+def build_encoder(cfg, dataset, dim: int):
+    """MIC-GANs' encoder Q for the data: D's trunk shape without BatchNorm -> (n, dim) embeddings."""
+    if arch_for(cfg, dataset) == "mlp":
+        return MLPEncoder(dim, width=cfg.model.d_width)
+    return DCGANEncoder(dim, width=cfg.model.d_width, resolution=dataset.shape[1], channels=dataset.shape[0])

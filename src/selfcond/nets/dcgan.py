@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from selfcond.nets.layers import ConcatEmbedding, DHead
+from selfcond.nets.layers import DHead, make_cond
 
 _START = {28: 7, 32: 4, 64: 4}  # coarsest side of G for each supported resolution
 
@@ -32,14 +32,14 @@ class DCGANGenerator(nn.Module):
     """
 
     def __init__(self, k: int, z_dim: int = 128, width: int = 64, resolution: int = 32, channels: int = 1,
-                 embed_dim: int = 256):
+                 embed_dim: int = 256, cond: str = "concat"):
         super().__init__()
         ups = _ups(resolution)
         self.z_dim, self.k, self.resolution, self.channels = z_dim, k, resolution, channels
         self.start = _START[resolution]
         ch = [max(1, (4 * width) >> i) for i in range(ups + 1)]
-        self.cond = ConcatEmbedding(k, embed_dim)
-        self.fc = nn.Linear(z_dim + embed_dim, ch[0] * self.start ** 2)
+        self.cond = make_cond(cond, k, z_dim, embed_dim)
+        self.fc = nn.Linear(z_dim + self.cond.extra, ch[0] * self.start ** 2)
         layers = []
         for a, b in zip(ch, ch[1:]):
             layers += [nn.ConvTranspose2d(a, b, 4, 2, 1), nn.BatchNorm2d(b), nn.ReLU(True)]
@@ -51,25 +51,26 @@ class DCGANGenerator(nn.Module):
         return self.net(h.view(z.shape[0], -1, self.start, self.start))
 
 
+def conv_trunk(width: int, resolution: int, channels: int, batchnorm: bool = True) -> tuple[nn.Sequential, int]:
+    """(ups + 1) x [Conv 4x4 stride 2, (BatchNorm), LeakyReLU(0.2)], channels doubling up to 4 * width
+    (R = 32: 16, 8, 4, 2 px), flattened: (n, C, R, R) -> (n, feature_dim). Returns (trunk, feature_dim)."""
+    ups = _ups(resolution)
+    ch = [max(1, (4 * width) >> i) for i in range(ups, -1, -1)]
+    layers, c, side = [], channels, resolution
+    for b in ch:
+        layers += [nn.Conv2d(c, b, 4, 2, 1), *([nn.BatchNorm2d(b)] if batchnorm else []), nn.LeakyReLU(0.2, True)]
+        c, side = b, (side - 2) // 2 + 1  # 4x4 kernel, stride 2, padding 1 (7 px -> 3)
+    return nn.Sequential(*layers, nn.Flatten()), c * side * side
+
+
 class DCGANDiscriminator(nn.Module):
-    """images (n, C, R, R) -> logit (n,).
+    """images (n, C, R, R) -> logit (n,): `conv_trunk` -> flattened features (n, feature_dim) ->
+    DHead (unconditional logit, or the y-th of k logits)."""
 
-    (ups + 1) x [Conv 4x4 stride 2, BatchNorm, LeakyReLU(0.2)], channels doubling up to 4 * width
-    (R = 32: 16, 8, 4, 2 px) -> flattened features (n, feature_dim) -> DHead (unconditional logit, or
-    the y-th of k logits).
-    """
-
-    def __init__(self, k: int, width: int = 64, resolution: int = 32, channels: int = 1):
+    def __init__(self, k: int, width: int = 64, resolution: int = 32, channels: int = 1, head: str = "multi"):
         super().__init__()
-        ups = _ups(resolution)
-        ch = [max(1, (4 * width) >> i) for i in range(ups, -1, -1)]
-        layers, c, side = [], channels, resolution
-        for b in ch:
-            layers += [nn.Conv2d(c, b, 4, 2, 1), nn.BatchNorm2d(b), nn.LeakyReLU(0.2, True)]
-            c, side = b, (side - 2) // 2 + 1  # 4x4 kernel, stride 2, padding 1 (7 px -> 3)
-        self.trunk = nn.Sequential(*layers, nn.Flatten())
-        self.feature_dim = c * side * side
-        self.head = DHead(self.feature_dim, k)
+        self.trunk, self.feature_dim = conv_trunk(width, resolution, channels)
+        self.head = DHead(self.feature_dim, k, head)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The flattened last conv layer (n, feature_dim): what the kmeans partition clusters."""
@@ -77,3 +78,16 @@ class DCGANDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.head(self.features(x), y)
+
+
+class DCGANEncoder(nn.Module):
+    """MIC-GANs' Q: D's trunk without BatchNorm (an image's embedding must not depend on its batch)
+    -> linear: images (n, C, R, R) -> embeddings (n, dim)."""
+
+    def __init__(self, dim: int, width: int = 64, resolution: int = 32, channels: int = 1):
+        super().__init__()
+        self.trunk, feature_dim = conv_trunk(width, resolution, channels, batchnorm=False)
+        self.out = nn.Linear(feature_dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.trunk(x))

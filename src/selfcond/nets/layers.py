@@ -19,17 +19,43 @@ class Maxout(nn.Module):
         return self.lin(x).view(x.shape[0], self.out, self.pieces).amax(-1)
 
 
+def _code(embedding: nn.Embedding, y: torch.Tensor) -> torch.Tensor:
+    """Mode codes: y (n,) int64 picks rows; y (n, k) float weights mixes them (interpolation)."""
+    return embedding(y) if y.dim() == 1 else y.to(embedding.weight.dtype) @ embedding.weight
+
+
 class ConcatEmbedding(nn.Module):
     """G's condition as in Self-Conditioned GAN: an L2-normalised embedding of the mode concatenated
-    to z: (z (n, z_dim), y (n,)) -> (n, z_dim + dim)."""
+    to z: (z (n, z_dim), y (n,) or mixing weights (n, k)) -> (n, z_dim + dim)."""
 
     def __init__(self, k: int, dim: int):
         super().__init__()
         self.embedding = nn.Embedding(k, dim)
         self.dim = dim
+        self.extra = dim  # what G's first layer takes beyond z
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return torch.cat([z, F.normalize(self.embedding(y), dim=1)], 1)
+        return torch.cat([z, F.normalize(_code(self.embedding, y), dim=1)], 1)
+
+
+class AddEmbedding(nn.Module):
+    """G's condition as in MIC-GANs: a learned per-mode code added to z, so a convex combination of
+    modes is the same combination of codes: (z (n, z_dim), y (n,) or weights (n, k)) -> (n, z_dim)."""
+
+    def __init__(self, k: int, z_dim: int):
+        super().__init__()
+        self.embedding = nn.Embedding(k, z_dim)
+        self.extra = 0
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return z + _code(self.embedding, y)
+
+
+def make_cond(kind: str, k: int, z_dim: int, embed_dim: int) -> nn.Module:
+    """G's conditioning by name (model.g_cond): concat | add."""
+    if kind == "add":
+        return AddEmbedding(k, z_dim)
+    return ConcatEmbedding(k, embed_dim)
 
 
 class MinibatchDiscrimination(nn.Module):
@@ -53,16 +79,23 @@ class DHead(nn.Module):
     """D's output layers on its features h (n, d):
 
     - unconditional: one logit per sample (y is None);
-    - conditional, multi-head: one logit per mode, the y-th is used (Self-Conditioned GAN's choice).
-    Both heads exist so that a method can switch between them (MIC-GANs' initialization stage).
+    - conditional, `multi` (Self-Conditioned GAN's choice): one logit per mode, the y-th is used;
+    - conditional, `projection` (Miyato & Koyama 2018): the unconditional logit + <embed(y), h>.
+    Both the unconditional and a conditional head exist so that a method can switch between them
+    (MIC-GANs' initialization stage).
     """
 
-    def __init__(self, d: int, k: int):
+    def __init__(self, d: int, k: int, kind: str = "multi"):
         super().__init__()
+        if kind not in ("multi", "projection"):
+            raise ValueError(f"D head must be multi or projection, got {kind!r}")
+        self.kind = kind
         self.uncond = nn.Linear(d, 1)
-        self.cond = nn.Linear(d, k)
+        self.cond = nn.Linear(d, k) if kind == "multi" else nn.Embedding(k, d)
 
     def forward(self, h: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if y is None:
             return self.uncond(h).squeeze(1)
+        if self.kind == "projection":
+            return self.uncond(h).squeeze(1) + (self.cond(y) * h).sum(1)
         return self.cond(h).gather(1, y.view(-1, 1)).squeeze(1)

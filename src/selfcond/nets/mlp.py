@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from selfcond.nets.layers import ConcatEmbedding, DHead, Maxout, MinibatchDiscrimination
+from selfcond.nets.layers import DHead, Maxout, MinibatchDiscrimination, make_cond
 
 
 class MLPGenerator(nn.Module):
@@ -15,11 +15,11 @@ class MLPGenerator(nn.Module):
     """
 
     def __init__(self, k: int, z_dim: int = 2, embed_dim: int = 32, width: int = 400, depth: int = 4,
-                 out_dim: int = 2):
+                 out_dim: int = 2, cond: str = "concat"):
         super().__init__()
         self.z_dim, self.k = z_dim, k
-        self.cond = ConcatEmbedding(k, embed_dim)
-        layers, d = [], z_dim + embed_dim
+        self.cond = make_cond(cond, k, z_dim, embed_dim)
+        layers, d = [], z_dim + self.cond.extra
         for _ in range(depth):
             layers += [nn.Linear(d, width), nn.BatchNorm1d(width), nn.ReLU(True)]
             d = width
@@ -57,3 +57,15 @@ class MLPDiscriminator(nn.Module):
         if self.mbd is not None:
             h = self.mbd(h)
         return self.head(h, y)
+
+
+class MLPEncoder(nn.Module):
+    """MIC-GANs' Q for points: (n, in_dim) -> 2 x [Linear(width), LeakyReLU(0.2)] -> (n, dim)."""
+
+    def __init__(self, dim: int, width: int = 200, in_dim: int = 2):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(in_dim, width), nn.LeakyReLU(0.2, True),
+                                 nn.Linear(width, width), nn.LeakyReLU(0.2, True), nn.Linear(width, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)

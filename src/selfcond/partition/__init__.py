@@ -1,4 +1,4 @@
-"""Partitions by name (DESIGN.md): none, labels, random, kmeans (Self-Conditioned GAN)."""
+"""Partitions by name (DESIGN.md): none, labels, random, kmeans (Self-Conditioned GAN), crp (MIC-GANs)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,10 @@ def make(cfg, dataset, device) -> Partition:
         return LabelPartition(dataset, device)
     if kind == "random":
         return RandomPartition(m.k, device)
+    if kind == "crp":
+        from selfcond.partition.crp import CRPPartition
+
+        return CRPPartition(m, device)
     if kind == "kmeans":
         return KMeansPartition(m.k, m.recluster_every, m.cluster_samples, m.kmeans_iters, device)
     raise ValueError(f"unknown partition {kind!r}")

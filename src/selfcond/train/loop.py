@@ -77,6 +77,9 @@ class Trainer:
         self.started = False
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.seconds = 0.0  # training time so far, across resumes
+        self._modes_step, self._modes_info = -1, None  # the last modes.jsonl record and its step
+        self.last_metrics: dict | None = None  # of the last snapshot
+        self._tb = None  # TensorBoard writer: None = not tried yet, False = tensorboard missing
 
     # --- one step ---------------------------------------------------------------------------------
 
@@ -126,8 +129,22 @@ class Trainer:
                 handlers[sig] = signal.signal(sig, lambda signum, frame: stop.append(signum))
             except ValueError:  # not the main thread: leave signals alone
                 pass
+        retries = self.cfg.train.nan_retry
         try:
-            self._loop(progress, stop)
+            while True:
+                try:
+                    self._loop(progress, stop)
+                    break
+                except TrainingDiverged as e:
+                    latest = self.run_dir / "latest" if self.run_dir is not None else None
+                    if latest is None or not latest.is_file():
+                        raise TrainingDiverged(f"{e}; no checkpoint yet: lower train.lr") from None
+                    good = self.run_dir / latest.read_text().strip()
+                    if retries <= 0:
+                        raise TrainingDiverged(f"{e}; the last good checkpoint is kept: {good} "
+                                               "(lower train.lr, or pass --nan-retry N)") from None
+                    retries -= 1
+                    self._rollback(str(e))
         finally:
             for sig, handler in handlers.items():
                 signal.signal(sig, handler)
@@ -139,6 +156,22 @@ class Trainer:
             self._log_event({"event": "interrupted", "signal": int(stop[0])})
             raise Interrupted(f"interrupted at step {self.step}{where}")
 
+    def _rollback(self, why: str) -> None:
+        """Back to the last checkpoint with half the learning rates (--nan-retry)."""
+        step = self.step
+        self.load_state_dict(io.load_checkpoint(self.run_dir))
+        for opt in (self.opt_g, self.opt_d):
+            for group in opt.param_groups:
+                group["lr"] *= 0.5
+        lr = self.opt_g.param_groups[0]["lr"]
+        self._log_event({"event": "nan_rollback", "diverged_at": step, "lr": lr})
+        print(f"warning: {why}; rolled back to step {self.step} with lr {lr:g}", file=sys.stderr)
+
+    def _check_weights(self) -> None:
+        for name, net in (("G", self.G), ("D", self.D)):
+            if not all(bool(torch.isfinite(p).all()) for p in net.parameters()):
+                raise TrainingDiverged(f"weights of {name} are NaN/inf at step {self.step}")
+
     def _loop(self, progress: bool, stop: list) -> None:
         t = self.cfg.train
         bar = tqdm(total=t.steps, initial=self.step, disable=not progress, file=sys.stderr,
@@ -148,21 +181,22 @@ class Trainer:
         while self.step < t.steps and not stop:
             losses = self.train_step()
             for key, value in losses.items():
-                sums[key] += float(value)
+                value = float(value)
+                if not math.isfinite(value):
+                    bar.close()
+                    raise TrainingDiverged(f"{key} is {value} at step {self.step}")
+                sums[key] += value
             bar.update(1)
             if self.partition.due(self.step):
                 info = self.partition.refresh(self, self.step)
                 self._log_event({"event": "refresh", **info})
+                self._record_modes()
             if self.step % t.log_every == 0 or self.step == t.steps:
                 now = time.perf_counter()
                 n = self.step - tick_step
                 self.seconds += now - tick
                 record = {"step": self.step, **{k: v / n for k, v in sums.items()},
                           "steps_per_s": n / max(now - tick, 1e-9), **self.partition.summary()}
-                for key in sums:
-                    if not math.isfinite(record[key]):
-                        raise TrainingDiverged(f"{key} is {record[key]} at step {self.step}; "
-                                               "lower train.lr or check the data")
                 self._log_stats(record)
                 bar.set_postfix(d=f"{record['loss_d']:.3f}", g=f"{record['loss_g']:.3f}",
                                 modes=record["modes_alive"])
@@ -204,8 +238,16 @@ class Trainer:
     # --- run directory ----------------------------------------------------------------------------
 
     def _log_stats(self, record: dict) -> None:
-        if self.run_dir is not None:
-            io.append_jsonl(self.run_dir / "stats.jsonl", record)
+        if self.run_dir is None:
+            return
+        io.append_jsonl(self.run_dir / "stats.jsonl", record)
+        if self._tb is None:
+            self._tb = _tensorboard(self.run_dir)
+        if self._tb:
+            for key, value in record.items():
+                if key != "step" and isinstance(value, (int, float)):
+                    self._tb.add_scalar(f"train/{key}", value, record["step"])
+            self._tb.flush()
 
     def _log_event(self, record: dict) -> None:
         if self.run_dir is not None:
@@ -214,8 +256,15 @@ class Trainer:
                 f.write(line + "\n")
 
     def snapshot(self) -> None:
-        """Metrics, sample images and a checkpoint, all written atomically."""
+        """Metrics, sample images and a checkpoint, all written atomically. A net with NaN/inf
+        weights is never checkpointed: the last good checkpoint stays the latest."""
+        self._check_weights()
         metrics = {"step": self.step, **self.evaluate(snapshot=True)}
+        self.last_metrics = metrics
+        if self._tb:
+            for key, value in metrics.items():
+                if key != "step" and isinstance(value, (int, float)):
+                    self._tb.add_scalar(f"metrics/{key}", value, self.step)
         io.append_jsonl(self.run_dir / "metrics.jsonl", metrics)
         if getattr(self.dataset, "is_toy", False):
             x, y = self.sample(2500, self.eval_generator(2))
@@ -225,10 +274,14 @@ class Trainer:
             io.atomic_write(self.run_dir / f"fakes_{self.step:08d}.png", png)
         else:
             self._image_snapshot()
-        if self.partition.conditional:  # modes.json: the latest; modes.jsonl: the history
-            info = self.modes_info()
-            io.atomic_write(self.run_dir / "modes.json", json.dumps(info) + "\n")
-            io.append_jsonl(self.run_dir / "modes.jsonl", info)
+        self._record_modes()
+        info = self._modes_info if self.partition.conditional and self._modes_info else {}
+        if "mode_x_label" in info:  # modes_x_labels.png: which true labels each mode holds
+            from selfcond.report import mode_label_png
+
+            png = mode_label_png(info)
+            if png:
+                io.atomic_write(self.run_dir / "modes_x_labels.png", png)
         io.save_checkpoint(self.run_dir, self.state_dict(), self.step)
         try:  # the report is a view of the files above: its failure must not stop training
             from selfcond.report import write_report
@@ -256,6 +309,16 @@ class Trainer:
                 idx = torch.nonzero(table == m).flatten()[:cols]
                 reals[r, :len(idx)] = self.dataset.images(idx, "cpu")
             io.atomic_write(self.run_dir / "reals.png", mode_grid_png(reals, names))
+
+    def _record_modes(self) -> dict | None:
+        """modes.json: the partition now; modes.jsonl: its history (after every refresh and snapshot)."""
+        if self.run_dir is None or not self.partition.conditional or self._modes_step == self.step:
+            return None
+        info = self.modes_info()
+        io.atomic_write(self.run_dir / "modes.json", json.dumps(info) + "\n")
+        io.append_jsonl(self.run_dir / "modes.jsonl", info)
+        self._modes_step, self._modes_info = self.step, info
+        return info
 
     def modes_info(self) -> dict:
         """π, counts and (with true labels) the mode x label table of the partition now."""
@@ -294,6 +357,17 @@ class Trainer:
         if "cuda" in state["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
         self.step, self.seconds, self.started = state["step"], state["seconds"], True
+
+
+def _tensorboard(run_dir: Path):
+    """A SummaryWriter into the run directory when tensorboard is installed, else False."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is None:
+        return False
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(run_dir))
 
 
 def start_run(cfg: Config, out: str | Path = "runs") -> Trainer:

@@ -1,0 +1,35 @@
+import torch
+
+from selfcond.bench.gibbs_speed import (
+    format_markdown,
+    make_embeddings,
+    published_loop,
+    run_gibbs_speed,
+)
+
+
+def test_published_loop_follows_the_argmax_start_on_separated_data():
+    x, y = make_embeddings(300, 3, 3, seed=0)
+    z = published_loop(x, torch.eye(3), 0.1 * torch.eye(3).expand(3, 3, 3), sweeps=2, seed=0)
+    assert z.shape == (300,) and z.dtype == torch.int64
+    assert (z == y).float().mean() > 0.95  # one-hot means: slot k is component k
+
+
+def test_run_gibbs_speed_tiny():
+    rec = run_gibbs_speed(n=300, d=3, k=3, sweeps=2, seed=0, threads=1)
+    for key in ("fast_seconds", "exact_seconds", "published_seconds", "published_measured_seconds"):
+        assert rec[key] > 0
+    assert rec["published_points"] == 300 and not rec["published_extrapolated"]
+    assert rec["speedup_fast"] > 0 and rec["speedup_exact"] > 0
+    for name in ("start", "fast", "exact", "published"):
+        s = rec["scores"][name]
+        assert set(s) >= {"purity", "nmi", "ari", "live"}
+        assert s["ari"] > 0.9  # well-separated components, right start
+    assert "| selfcond fast sweep" in format_markdown(rec)
+
+
+def test_published_loop_subset_is_extrapolated():
+    rec = run_gibbs_speed(n=400, d=3, k=3, sweeps=1, seed=1, threads=1, loop_points=100)
+    assert rec["published_points"] == 100 and rec["published_extrapolated"]
+    assert abs(rec["published_seconds"] - 4 * rec["published_measured_seconds"]) < 1e-2
+    assert "extrapolated" in format_markdown(rec)

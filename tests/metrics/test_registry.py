@@ -1,0 +1,45 @@
+import pytest
+import torch
+from torch import nn
+
+from selfcond.config import resolve
+from selfcond.errors import UserError
+from selfcond.metrics import METRICS, evaluate, select
+from selfcond.train.loop import Trainer
+
+
+def tiny(**over):
+    return Trainer(resolve(overrides={"data.name": "digits", "method.k": 4, "model.g_width": 8,
+                                      "model.d_width": 8, "train.steps": 0, "train.threads": 1, **over}))
+
+
+def test_groups_apply_by_data_and_names_resolve_to_groups():
+    t2d = Trainer(resolve(overrides={"data.name": "ring", "method.name": "gan", "train.threads": 1}))
+    assert select(t2d) == ["modes2d"] and select(t2d, ["hq"]) == ["modes2d"]
+    t = tiny()
+    t.partition.start(t)  # the k-means table exists after the start
+    assert select(t, snapshot=True) == ["clusters"] and "fid_cls" in select(t)
+    assert select(t, ["purity", "nmi", "clusters"]) == ["clusters"]
+    with pytest.raises(UserError, match="unknown metric 'nope'"):
+        select(t, ["nope"])
+    with pytest.raises(UserError, match="does not apply"):
+        select(t, ["hq"])
+    assert set(evaluate(t, ["purity"])) == set(METRICS["clusters"].keys)
+
+
+class Pool(nn.Module):
+    def forward(self, x):  # (n, 3, 299, 299) in [0, 255] -> (n, 12) features
+        return nn.functional.adaptive_avg_pool2d(x, 2).flatten(1) / 255
+
+
+def test_fid_with_a_local_torchscript_extractor(tmp_path, monkeypatch):
+    t = tiny()
+    assert "fid" not in select(t)
+    path = tmp_path / "inception.pt"
+    torch.jit.save(torch.jit.script(Pool()), str(path))
+    monkeypatch.setenv("SELFCOND_INCEPTION", str(path))
+    out = evaluate(t, ["fid"], n=64)
+    assert out["fid"] > 0  # an untrained G is far from the digits
+    monkeypatch.setenv("SELFCOND_INCEPTION", str(tmp_path / "missing.pt"))
+    with pytest.raises(UserError, match="not a file"):
+        select(t, ["fid"])
