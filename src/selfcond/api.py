@@ -124,9 +124,10 @@ class Model:
         x, _ = self.generate(seeds=seeds, weights=w)
         return x.view(*shape, *x.shape[1:])
 
-    def evaluate(self, metrics: list[str] | None = None, n: int | None = None, record: bool = True) -> dict:
+    def evaluate(self, metrics: list[str] | None = None, n: int | None = None, record: bool = True,
+                 progress: bool = False) -> dict:
         """Metrics by name (see selfcond.metrics); appended to the run's metrics.jsonl when `record`."""
-        values = self.trainer.evaluate(n, metrics)
+        values = self.trainer.evaluate(n, metrics, progress=progress)
         result = {"step": self.step, "source": "evaluate", **values}
         if record and self.run_dir is not None:
             io.append_jsonl(self.run_dir / "metrics.jsonl", result)

@@ -217,7 +217,7 @@ def evaluate(run, metrics, n, json_path, device):
 
     model = _load(run, device)
     names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
-    result = model.evaluate(names, n)
+    result = model.evaluate(names, n, progress=True)
     if json_path:
         write_json(json_path, result)
     click.echo(json.dumps(result))
@@ -316,18 +316,26 @@ def bench_stacked(methods, trials, steps, data_dir, seed, jobs, sets, out, json_
 @click.option("--k", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--trials", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--steps", type=click.IntRange(min=1), default=10000, show_default=True)
-@click.option("--data-dir", help="directory with the datasets' files (else the usual search order)")
+@click.option("--data-dir", "data_dirs", multiple=True, metavar="[NAME=]DIR",
+              help="where a dataset's files are, e.g. mnist=/data/mnist (repeatable; a bare DIR applies to all)")
 @click.option("--seed", type=int, default=0, show_default=True, help="trial t uses seed + t")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="parallel trials")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="config override for every trial")
 @click.option("--out", help="keep each trial's run directory under this folder")
 @click.option("--json", "json_path", help="write the records here (after every trial)")
-def bench_clusters(datasets, methods, k, trials, steps, data_dir, seed, jobs, sets, out, json_path):
+def bench_clusters(datasets, methods, k, trials, steps, data_dirs, seed, jobs, sets, out, json_path):
     """Table 1 of MIC-GANs: purity, NMI, ARI, modes found and fid_cls of the discovered modes."""
     from selfcond.bench import clusters
 
     ds = [d.strip() for d in datasets.split(",") if d.strip()]
     ms = [m.strip() for m in methods.split(",") if m.strip()]
+    data_dir = {}
+    for item in data_dirs:
+        name, sep, path = item.rpartition("=")
+        data_dir[name if sep else None] = path
+    unknown = sorted(set(data_dir) - set(ds) - {None})
+    if unknown:
+        raise UserError(f"--data-dir names {', '.join(unknown)}, which --data does not list")
     records = clusters.run(ds, ms, k, trials, steps, data_dir, seed=seed, jobs=jobs,
                            overrides=_parse_set(sets), out=out, on_record=lambda recs: _write_json(json_path, recs))
     click.echo(clusters.markdown(records))

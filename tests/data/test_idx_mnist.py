@@ -70,3 +70,24 @@ def test_idx_dataset_resizes_and_scales(tmp_path, mnist_files):
     assert np.array_equal(ds.data[:, 0, 5, 5].numpy(), images[:, 0, 0])  # constant images stay constant
     x = ds.images(torch.arange(12))
     assert x.min() == -1.0 and abs(float(x[11, 0, 0, 0]) - (77 / 127.5 - 1)) < 1e-6
+
+
+def test_a_test_split_is_only_taken_beside_the_train_split(tmp_path, monkeypatch):
+    """MNIST and Fashion-MNIST share file names: a directory of MNIST training files must not be
+    paired with a Fashion-MNIST test split found elsewhere."""
+    from selfcond.data import files, mnist
+    from selfcond.data.idx import write_idx
+
+    monkeypatch.setattr(files, "SYSTEM_DIR", tmp_path / "system")
+    monkeypatch.setenv("SELFCOND_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("SELFCOND_DATA", raising=False)
+    other = tmp_path / "system" / "fashion-mnist"
+    mine = tmp_path / "mine"
+    for d, splits in ((other, ("train", "test")), (mine, ("train",))):
+        d.mkdir(parents=True)
+        for split in splits:
+            images, labels = mnist.SPLITS[split]
+            write_idx(d / images, np.zeros((5, 28, 28), np.uint8))
+            write_idx(d / labels, np.zeros(5, np.uint8))
+    assert mnist.split_beside_train("fashion-mnist", mine) is None
+    assert mnist.split_beside_train("fashion-mnist") == other

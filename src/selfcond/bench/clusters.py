@@ -46,13 +46,17 @@ def run(datasets, methods, k: int, trials: int, steps: int, data_dir=None, seed:
         overrides: dict | None = None, out: str | None = None, on_record=None) -> list[dict]:
     from selfcond.metrics.classifier import for_dataset
 
+    # One directory for all datasets, or {name: dir} (key None: the rest): a directory of MNIST files
+    # must never be read as Fashion-MNIST, whose files have the same names.
+    dirs = data_dir if isinstance(data_dir, dict) else {None: data_dir}
     todo = [{"data": d, "method": m, "k": k, "trial": t, "seed": seed + t, "steps": steps,
-             "data_dir": data_dir, "set": overrides or {}, "out": out}
+             "data_dir": dirs.get(d, dirs.get(None)), "set": overrides or {}, "out": out}
             for d in datasets for m in methods for t in range(trials)]
     for job in todo:  # bad options fail here, before any process starts
         resolve(overrides=_overrides(job))
-    for d in datasets:  # each dataset's classifier is trained once, before the workers need it
-        _, info = for_dataset(resolve(overrides=_overrides({**todo[0], "data": d})).data)
+    for job in todo[::len(methods) * trials]:  # each dataset's classifier, once, before the workers
+        _, info = for_dataset(resolve(overrides=_overrides(job)).data)
+        d = job["data"]
         print(f"{d} classifier: held-out accuracy {info['accuracy']:.4f}", file=sys.stderr)
     return run_jobs(todo, run_trial, jobs, on_record, report=_progress)
 

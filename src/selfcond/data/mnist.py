@@ -74,6 +74,15 @@ def load_idx(name: str, data_dir=None, split: str = "train",
     return images, labels
 
 
+def split_beside_train(name: str, data_dir=None, split: str = "test"):
+    """The directory of the train split when `split` lies in the same directory, else None: a test
+    split from elsewhere may be another dataset's (MNIST and Fashion-MNIST share file names)."""
+    train_dir = files.find(name, list(SPLITS["train"]), data_dir)
+    if train_dir is not None and all((train_dir / f).is_file() for f in SPLITS[split]):
+        return train_dir
+    return None
+
+
 def has_split(name: str, data_dir=None, split: str = "test") -> bool:
     """Whether `split` is on disk (never downloads)."""
     return files.find(name, list(SPLITS[split]), data_dir) is not None

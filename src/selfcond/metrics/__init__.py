@@ -128,10 +128,16 @@ def select(trainer, names: list[str] | None = None, snapshot: bool = False) -> l
     return groups
 
 
-def evaluate(trainer, names: list[str] | None = None, n: int | None = None, snapshot: bool = False) -> dict:
+def evaluate(trainer, names: list[str] | None = None, n: int | None = None, snapshot: bool = False,
+             progress: bool = False) -> dict:
     """{key: value} of the selected metric groups on n samples (default train.eval_samples)."""
+    import sys
+
+    from tqdm import tqdm
+
     n = n or trainer.cfg.train.eval_samples
     out: dict = {}
-    for g in select(trainer, names, snapshot):
+    groups = select(trainer, names, snapshot)
+    for g in tqdm(groups, desc="evaluate", file=sys.stderr, disable=not progress, leave=False):
         out.update(METRICS[g].compute(trainer, n))
     return out

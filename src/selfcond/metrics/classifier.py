@@ -61,6 +61,9 @@ class Recipe:
     holdout: float = 0.1  # share held out for accuracy when the data has no test split
 
 
+DEFAULT = Recipe()  # what `for_dataset` and the metrics use
+
+
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, chunk: int = 2000, features: bool = False) -> torch.Tensor:
     """Class predictions (n,) or features (n, 128) of images x (n, C, R, R), in chunks."""
@@ -85,7 +88,7 @@ def train_classifier(train: ImageDataset, test: ImageDataset | None = None, reci
     accuracy on `test`, or on a held-out share of `train` when there is no test split."""
     from tqdm import tqdm
 
-    recipe = recipe or Recipe()
+    recipe = recipe or DEFAULT
     if train.labels is None:
         raise UserError(f"dataset {train.name!r} has no labels: no classifier can be trained on it")
     g = torch.Generator().manual_seed(recipe.seed)
@@ -136,7 +139,7 @@ def cached_classifier(train: ImageDataset, test: ImageDataset | None = None, rec
                       device: str | torch.device = "cpu", progress: bool = True) -> tuple[SmallCNN, dict]:
     """The classifier for these data and recipe: from memory, from the cache on disk, or trained now
     (then saved atomically). Returns (model in eval mode on `device`, info with 'accuracy')."""
-    recipe = recipe or Recipe()
+    recipe = recipe or DEFAULT
     if train.labels is None:
         raise UserError(f"dataset {train.name!r} has no labels: no classifier can be trained on it")
     key = f"{train.name}-{train.shape[-1]}px-{_digest(train, test, recipe)}"
@@ -179,8 +182,9 @@ def for_dataset(data_cfg, device="cpu", progress: bool = True) -> tuple[SmallCNN
         source = "mnist" if name == "stacked-mnist" else name
         train = mnist.idx_dataset(source, data_cfg.resolution, data_cfg.data_dir)
         test = None
-        if mnist.has_split(source, data_cfg.data_dir, "test"):
-            test = mnist.idx_dataset(source, data_cfg.resolution, data_cfg.data_dir, "test")
+        beside = mnist.split_beside_train(source, data_cfg.data_dir, "test")
+        if beside is not None:
+            test = mnist.idx_dataset(source, data_cfg.resolution, beside, "test")
         return cached_classifier(train, test, device=device, progress=progress)
     train = datasets.load(data_cfg)
     if getattr(train, "labels", None) is None or getattr(train, "is_toy", False):

@@ -228,12 +228,13 @@ class Trainer:
         """A generator independent of training: evaluation never shifts the training RNG."""
         return torch.Generator(self.device).manual_seed(self.cfg.train.seed * 1_000_003 + offset)
 
-    def evaluate(self, n: int | None = None, metrics: list[str] | None = None, snapshot: bool = False) -> dict:
+    def evaluate(self, n: int | None = None, metrics: list[str] | None = None, snapshot: bool = False,
+                 progress: bool = False) -> dict:
         """The metrics named (registry names or keys, see selfcond.metrics), else those that apply to
         the data (only the cheap ones when `snapshot`), on n samples (default train.eval_samples)."""
         from selfcond.metrics import evaluate
 
-        return evaluate(self, metrics or self.cfg.train.metrics or None, n, snapshot)
+        return evaluate(self, metrics or self.cfg.train.metrics or None, n, snapshot, progress)
 
     # --- run directory ----------------------------------------------------------------------------
 

@@ -1,0 +1,50 @@
+"""Each paper benchmark end to end on tiny settings: records, tables, the JSON the CLI writes."""
+
+import json
+
+import numpy as np
+import pytest
+
+from selfcond.bench import clusters, overhead, stacked
+from selfcond.data.idx import write_idx
+from selfcond.metrics import classifier
+
+TINY = {"model.g_width": 8, "model.d_width": 8, "model.z_dim": 16, "train.batch": 16,
+        "method.recluster_every": 10, "method.init_steps": 10, "method.epoch_steps": 10, "method.q_steps": 5,
+        "train.snapshot_every": 1000}
+
+
+@pytest.fixture(autouse=True)
+def quick_classifiers(tmp_path, monkeypatch):
+    """A classifier recipe of seconds, in a private cache."""
+    monkeypatch.setenv("SELFCOND_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(classifier, "_LOADED", {})
+    monkeypatch.setattr(classifier, "DEFAULT", classifier.Recipe(epochs=1, min_steps=0))
+
+
+def test_clusters_bench_on_digits():
+    recs = clusters.run(["digits"], ["scgan", "micgan"], k=4, trials=1, steps=20, overrides=TINY)
+    assert [(r["method"], r["trial"]) for r in recs] == [("scgan", 0), ("micgan", 0)]
+    for r in recs:
+        assert 0 < r["purity"] <= 1 and 0 < r["purity_top"] <= 1 and r["k_found"] >= 1 and r["fid_cls"] > 0
+    table = clusters.markdown(recs)
+    assert "| digits | micgan | 4 | 1 | 20 |" in table
+
+
+def test_stacked_bench_on_tiny_mnist_files(tmp_path):
+    rng = np.random.default_rng(0)
+    write_idx(tmp_path / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (300, 28, 28)))
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.arange(300) % 10)
+    over = {**TINY, "data.stack_n": 400, "train.eval_samples": 500}
+    recs = stacked.run(["gan"], trials=1, steps=5, data_dir=str(tmp_path), overrides=over)
+    r = recs[0]
+    assert 1 <= r["modes"] <= 500 and r["rkl"] >= 0 and r["samples"] == 500 and 0 <= r["classifier_accuracy"] <= 1
+    assert "| gan | 1 | 5 |" in stacked.markdown(recs)
+
+
+def test_snapshot_overhead_record():
+    rec = overhead.run_overhead("digits", steps=3, snapshots=1,
+                                overrides={"model.g_width": 8, "model.d_width": 8, "method.k": 4})
+    assert rec["checkpoint_s"] > 0 and rec["snapshot_s"] >= rec["checkpoint_s"] > 0
+    assert 0 < rec["snapshot_share"] < 1 and "| digits 32 px" in overhead.format_markdown(rec)
+    json.dumps(rec)
