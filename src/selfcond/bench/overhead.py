@@ -1,5 +1,6 @@
 """What snapshots cost: seconds per snapshot (checkpoint alone, and everything a snapshot writes) and
-their share of training time at the default snapshot interval, for an image configuration."""
+their share of training time at the default snapshot interval, for an image configuration; and the
+training throughput (images/s) of that configuration, measured on the same run."""
 
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ def run_overhead(data: str = "digits", steps: int = 200, snapshots: int = 5, thr
     return {"bench": "snapshot", "dataset": data, "resolution": cfg.data.resolution, "g_width": cfg.model.g_width,
             "d_width": cfg.model.d_width, "batch": cfg.train.batch, "threads": threads,
             "torch_threads": torch.get_num_threads(), "step_ms": round(1000 * step_s, 2),
+            "images_per_s": round(cfg.train.batch / step_s, 1),
             "checkpoint_s": round(ck, 3), "checkpoint_mb": round(size / 2 ** 20, 2), "snapshot_s": round(fu, 3),
             "snapshot_every": every, "checkpoint_share": round(ck / (train_s + fu), 4),
             "snapshot_share": round(fu / (train_s + fu), 4)}
@@ -51,9 +53,9 @@ def run_overhead(data: str = "digits", steps: int = 200, snapshots: int = 5, thr
 
 def format_markdown(rec: dict) -> str:
     return "\n".join([
-        "| config | step (ms) | checkpoint (s) | checkpoint size (MB) | whole snapshot (s) | "
+        "| config | step (ms) | images/s | checkpoint (s) | checkpoint size (MB) | whole snapshot (s) | "
         f"share at every {rec['snapshot_every']} steps: checkpoint / snapshot |",
-        "|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|",
         f"| {rec['dataset']} {rec['resolution']} px, G/D width {rec['g_width']}/{rec['d_width']}, batch {rec['batch']}, "
-        f"{rec['threads']} thread(s) | {rec['step_ms']} | {rec['checkpoint_s']} | {rec['checkpoint_mb']} | "
+        f"{rec['threads']} thread(s) | {rec['step_ms']} | {rec['images_per_s']} | {rec['checkpoint_s']} | {rec['checkpoint_mb']} | "
         f"{rec['snapshot_s']} | {100 * rec['checkpoint_share']:.2f}% / {100 * rec['snapshot_share']:.2f}% |"])

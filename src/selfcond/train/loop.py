@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import signal
 import sys
 import time
@@ -74,6 +75,7 @@ class Trainer:
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=t.lr, betas=tuple(t.betas), fused=True)
         self.partition.bind(self)
         self.step = 0
+        self.last_refresh = 0  # step of the partition's last refresh (0: its start)
         self.started = False
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.seconds = 0.0  # training time so far, across resumes
@@ -189,6 +191,7 @@ class Trainer:
             bar.update(1)
             if self.partition.due(self.step):
                 info = self.partition.refresh(self, self.step)
+                self.last_refresh = self.step
                 self._log_event({"event": "refresh", **info})
                 self._record_modes()
             if self.step % t.log_every == 0 or self.step == t.steps:
@@ -196,7 +199,8 @@ class Trainer:
                 n = self.step - tick_step
                 self.seconds += now - tick
                 record = {"step": self.step, **{k: v / n for k, v in sums.items()},
-                          "steps_per_s": n / max(now - tick, 1e-9), **self.partition.summary()}
+                          "steps_per_s": n / max(now - tick, 1e-9), **self.partition.summary(),
+                          "last_refresh": self.last_refresh}
                 self._log_stats(record)
                 bar.set_postfix(d=f"{record['loss_d']:.3f}", g=f"{record['loss_g']:.3f}",
                                 modes=record["modes_alive"])
@@ -340,6 +344,7 @@ class Trainer:
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         return {"version": CHECKPOINT_VERSION, "config": self.cfg.to_dict(), "step": self.step,
+                "last_refresh": self.last_refresh,
                 "seconds": self.seconds, "G": self.G.state_dict(), "D": self.D.state_dict(),
                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
                 "partition": self.partition.state_dict(), "rng": rng}
@@ -358,6 +363,7 @@ class Trainer:
         if "cuda" in state["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
         self.step, self.seconds, self.started = state["step"], state["seconds"], True
+        self.last_refresh = state.get("last_refresh", 0)
 
 
 def _tensorboard(run_dir: Path):
@@ -373,10 +379,11 @@ def _tensorboard(run_dir: Path):
 
 def start_run(cfg: Config, out: str | Path = "runs") -> Trainer:
     """A trainer writing to a new numbered run directory with the resolved config saved in it."""
-    desc = f"{cfg.data.name}-{cfg.method.name}"
-    if cfg.partition in ("kmeans", "random"):
-        desc += f"-k{cfg.method.k}"
     trainer = Trainer(cfg)  # data and nets are checked before anything is written
+    name = getattr(trainer.dataset, "name", None) or cfg.data.name  # a folder: its own name, not the path
+    desc = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{name}-{cfg.method.name}")
+    if cfg.partition in ("kmeans", "random", "crp"):
+        desc += f"-k{cfg.method.k}"
     trainer.run_dir = io.new_run_dir(out, desc)
     io.atomic_write(trainer.run_dir / "config.yaml", to_yaml(cfg))
     return trainer
