@@ -91,6 +91,7 @@ def test_cli_evaluate_appends_and_prints_one_json_line(run):
     (["interpolate", "RUN", "--modes", "1"], "2 or 4 modes"),
     (["train", "--set", "train.nope=1", "--dry-run"], "unknown key 'train.nope'"),
     (["train", "--steps", "-5", "--dry-run"], "train.steps must be >= 0"),
+    (["train", "--data", "nosuch", "--dry-run"], "unknown dataset 'nosuch'"),
     (["generate", "CORRUPT"], "corrupt or unreadable"),
 ])
 def test_bad_inputs_give_one_line_and_exit_2(run, tmp_path, args, message):

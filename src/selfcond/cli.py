@@ -90,8 +90,11 @@ def train(config_file, sets, resume, dry_run, quiet, out, **flags):
         trainer.load_state_dict(state)
         io.atomic_write(run_dir / "config.yaml", cfgmod.to_yaml(cfg))
     else:
+        from selfcond import data
+
         user = cfgmod.load_yaml(config_file) if config_file else {}
         cfg = cfgmod.resolve(user, overrides)
+        data.check_name(cfg.data.name)
         if dry_run:
             click.echo(cfgmod.to_yaml(cfg), nl=False)
             return

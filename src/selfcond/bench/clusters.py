@@ -49,12 +49,13 @@ def run(datasets, methods, k: int, trials: int, steps: int, data_dir=None, seed:
     # One directory for all datasets, or {name: dir} (key None: the rest): a directory of MNIST files
     # must never be read as Fashion-MNIST, whose files have the same names.
     dirs = data_dir if isinstance(data_dir, dict) else {None: data_dir}
+    # Trial-major order: a table cut short still has every (dataset, method) pair.
     todo = [{"data": d, "method": m, "k": k, "trial": t, "seed": seed + t, "steps": steps,
              "data_dir": dirs.get(d, dirs.get(None)), "set": overrides or {}, "out": out}
-            for d in datasets for m in methods for t in range(trials)]
+            for t in range(trials) for d in datasets for m in methods]
     for job in todo:  # bad options fail here, before any process starts
         resolve(overrides=_overrides(job))
-    for job in todo[::len(methods) * trials]:  # each dataset's classifier, once, before the workers
+    for job in todo[:len(datasets) * len(methods):len(methods)]:  # each dataset's classifier, once
         _, info = for_dataset(resolve(overrides=_overrides(job)).data)
         d = job["data"]
         print(f"{d} classifier: held-out accuracy {info['accuracy']:.4f}", file=sys.stderr)

@@ -52,6 +52,12 @@ def _is_path(name: str) -> bool:
     return Path(name).expanduser().is_dir() or os.sep in name or name.startswith(("~", "."))
 
 
+def check_name(name: str) -> None:
+    """A UserError unless `name` is a dataset name or a path to a directory (cheap: reads nothing)."""
+    if name not in TOY and name not in IMAGES and not _is_path(name):
+        raise UserError(f"unknown dataset {name!r}: give one of {', '.join(names())}, or a directory of images")
+
+
 def load(data_cfg):
     """Build the dataset named by a `DataConfig` (its `name` may be a directory of images)."""
     name = data_cfg.name
@@ -91,8 +97,7 @@ def info(name: str, data_dir=None) -> dict:
     from selfcond.data import cifar, files, mnist
     from selfcond.data.idx import idx_shape
 
-    if name not in TOY and name not in IMAGES and not _is_path(name):
-        raise UserError(f"unknown dataset {name!r}: give one of {', '.join(names())}, or a directory of images")
+    check_name(name)
     out = {"name": name, "kind": "images", "available": False, "path": None, "searched": [],
            "downloadable": False, "splits": {}, "shape": None, "classes": None}
 
