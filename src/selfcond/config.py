@@ -91,6 +91,7 @@ class TrainConfig:
     log_every: int = 100  # steps between lines in stats.jsonl
     eval_samples: int = 50000  # samples for the metrics computed at snapshots
     metrics: list[str] = field(default_factory=list)  # metrics at snapshots; empty = the data's cheap ones
+    keep_checkpoints: int = 3  # newest checkpoints kept in the run directory
     nan_retry: int = 0  # on NaN/inf: roll back to the last checkpoint with half the lr, this many times
 
 
@@ -298,6 +299,7 @@ def validate(cfg: Config) -> None:
     need(t.eval_samples >= 1, "train.eval_samples must be >= 1")
     need(t.threads >= 0, "train.threads must be >= 0")
     need(t.nan_retry >= 0, "train.nan_retry must be >= 0")
+    need(t.keep_checkpoints >= 1, "train.keep_checkpoints must be >= 1")
     need(t.device == "auto" or t.device == "cpu" or t.device.startswith("cuda"),
          f"train.device must be auto, cpu or cuda[:N], got {t.device!r}")
     need(cfg.data.resolution in (28, 32, 64) or cfg.is_toy,

@@ -57,8 +57,9 @@ def test_nan_retry_rolls_back_with_half_the_lr_and_finishes(tmp_path):
 
 
 def test_a_half_written_checkpoint_is_never_loaded(tmp_path):
-    t = start_run(cfg(**{"train.steps": 40}), tmp_path)
+    t = start_run(cfg(**{"train.steps": 40, "train.keep_checkpoints": 1}), tmp_path)
     t.train(progress=False)
+    assert [p.name for p in t.run_dir.glob("checkpoint-*.pt")] == ["checkpoint-00000040.pt"]
     # What a process killed inside atomic_write leaves: a temp file beside the good checkpoint.
     (t.run_dir / ".checkpoint-00000060.pt.tmp999").write_bytes(b"PK\x03\x04 half")
     state = io.load_checkpoint(t.run_dir)

@@ -153,7 +153,8 @@ class Trainer:
         if stop:
             where = ""
             if self.run_dir is not None:
-                io.save_checkpoint(self.run_dir, self.state_dict(), self.step)
+                io.save_checkpoint(self.run_dir, self.state_dict(), self.step,
+                                   keep=self.cfg.train.keep_checkpoints)
                 where = f"; checkpoint saved, continue with: selfcond train --resume {self.run_dir}"
             self._log_event({"event": "interrupted", "signal": int(stop[0])})
             raise Interrupted(f"interrupted at step {self.step}{where}")
@@ -287,7 +288,7 @@ class Trainer:
             png = mode_label_png(info)
             if png:
                 io.atomic_write(self.run_dir / "modes_x_labels.png", png)
-        io.save_checkpoint(self.run_dir, self.state_dict(), self.step)
+        io.save_checkpoint(self.run_dir, self.state_dict(), self.step, keep=self.cfg.train.keep_checkpoints)
         try:  # the report is a view of the files above: its failure must not stop training
             from selfcond.report import write_report
 
