@@ -83,6 +83,7 @@ class TrainConfig:
     steps: int = 2000
     batch: int = 64
     lr: float = 1e-4
+    r1: float = 0.0  # R1 penalty weight on real images (0 = off); MIC-GANs' code uses 10
     betas: list[float] = field(default_factory=lambda: [0.0, 0.99])
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -144,7 +145,7 @@ DATA_PRESETS = {
 METHOD_PRESETS = {
     "pacgan": {"model": {"pack": 2}},
     "mbd": {"model": {"mbd_kernels": 50, "mbd_dim": 5}},
-    "micgan": {"model": {"g_cond": "add"}, "method": {"k": 20}},
+    "micgan": {"model": {"g_cond": "add"}, "method": {"k": 20}, "train": {"r1": 10.0}},
 }
 
 
@@ -293,6 +294,7 @@ def validate(cfg: Config) -> None:
     need(t.batch >= 1, f"train.batch must be >= 1, got {t.batch}")
     need(t.batch % cfg.model.pack == 0, f"train.batch ({t.batch}) must be a multiple of model.pack ({cfg.model.pack})")
     need(math.isfinite(t.lr) and t.lr > 0, f"train.lr must be > 0, got {t.lr}")
+    need(math.isfinite(t.r1) and t.r1 >= 0, f"train.r1 must be >= 0, got {t.r1}")
     need(len(t.betas) == 2 and all(0 <= b < 1 for b in t.betas), f"train.betas must be two numbers in [0, 1), got {t.betas}")
     need(t.snapshot_every >= 1, "train.snapshot_every must be >= 1")
     need(t.log_every >= 1, "train.log_every must be >= 1")

@@ -97,7 +97,13 @@ class Trainer:
         z = torch.randn(b, self.cfg.model.z_dim, generator=gen, device=self.device)
         x_fake = self.G(z, y_fake)
 
-        loss_d = d_loss(self.D(batch.x, self._cond(y_real)), self.D(x_fake.detach(), self._cond(y_fake)))
+        r1 = self.cfg.train.r1
+        x_real = batch.x.requires_grad_(True) if r1 else batch.x
+        d_real = self.D(x_real, self._cond(y_real))
+        loss_d = d_loss(d_real, self.D(x_fake.detach(), self._cond(y_fake)))
+        if r1:  # R1: r1 * E||grad_x D(x)||^2 on real images, as the MIC-GANs code (reg_param 10)
+            grad, = torch.autograd.grad(d_real.sum(), x_real, create_graph=True)
+            loss_d = loss_d + r1 * grad.pow(2).flatten(1).sum(1).mean()
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_d.step()
