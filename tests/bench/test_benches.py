@@ -48,3 +48,29 @@ def test_snapshot_overhead_record():
     assert rec["checkpoint_s"] > 0 and rec["snapshot_s"] >= rec["checkpoint_s"] > 0
     assert 0 < rec["snapshot_share"] < 1 and "| digits 32 px" in overhead.format_markdown(rec)
     json.dumps(rec)
+
+
+def test_sigterm_on_a_parallel_bench_takes_its_workers_down(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = ("from selfcond.bench.common import run_jobs\n"
+            "import time\n"
+            "def slow(job):\n"
+            "    time.sleep(600)\n"
+            "if __name__ == '__main__':\n"
+            "    run_jobs([{}, {}], slow, jobs=2)\n")
+    script = tmp_path / "bench.py"
+    script.write_text(code)
+    p = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path)
+    time.sleep(8)  # the workers are up
+    children = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split()
+    assert children, "no worker processes"
+    os.kill(p.pid, signal.SIGTERM)
+    p.wait(timeout=60)
+    time.sleep(1)
+    alive = [c for c in children if os.path.exists(f"/proc/{c}") and "Z" not in open(f"/proc/{c}/stat").read().split()[2]]
+    assert not alive, f"workers left running: {alive}"

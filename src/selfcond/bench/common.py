@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import signal
 import statistics
 from typing import Callable
 
@@ -26,10 +27,19 @@ def run_jobs(todo: list[dict], run_trial: Callable[[dict], dict], jobs: int = 1,
         for job in todo:
             done(run_trial(job))
     else:
-        with mp.get_context("spawn").Pool(jobs) as pool:
-            for rec in pool.imap(run_trial, todo):
-                done(rec)
+        # SIGTERM must take the workers down too: leaving `with` terminates the pool.
+        previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        try:
+            with mp.get_context("spawn").Pool(jobs) as pool:
+                for rec in pool.imap(run_trial, todo):
+                    done(rec)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     return records
+
+
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)
 
 
 def mean_std(values) -> tuple[float, float]:
