@@ -37,6 +37,7 @@ class KMeansPartition(Partition):
         self.cluster_samples = cluster_samples
         self.max_iter = max_iter
         self.x_cluster: torch.Tensor | None = None  # the fixed real samples that are clustered
+        self.cluster_index: torch.Tensor | None = None  # their dataset indices, when it has any
         self.centers: torch.Tensor | None = None  # (k, f), row j = condition j
         self.cluster_labels: torch.Tensor | None = None  # (cluster_samples,) labels of x_cluster
         self.frozen = None  # D as it was at the last refresh, for labelling real batches
@@ -53,6 +54,7 @@ class KMeansPartition(Partition):
         if hasattr(data, "__len__"):  # a fixed subset of the images (all when fewer)
             n = min(n, len(data))
             idx = torch.randperm(len(data), generator=self.generator, device=self.device)[:n]
+            self.cluster_index = idx  # checkpoints keep these indices, not the images (300 MB at 32 px RGB)
             self.x_cluster = data.images(idx, self.device)
         else:
             self.x_cluster = data.sample(n, self.generator, self.device)[0]
@@ -103,13 +105,20 @@ class KMeansPartition(Partition):
         return assign(self.frozen.features(batch.x), self.centers)[0]
 
     def state_dict(self) -> dict:
-        return {"counts": self.counts, "x_cluster": self.x_cluster, "centers": self.centers,
+        x_cluster = None if self.cluster_index is not None else self.x_cluster
+        return {"counts": self.counts, "x_cluster": x_cluster, "cluster_index": self.cluster_index,
+                "centers": self.centers,
                 "cluster_labels": self.cluster_labels, "frozen": self.frozen.state_dict(),
                 "table": self.table}
 
     def load_state_dict(self, state: dict) -> None:
         self.counts = state["counts"].to(self.device)
-        self.x_cluster = state["x_cluster"].to(self.device)
+        self.cluster_index = state.get("cluster_index")
+        if self.cluster_index is not None:
+            self.cluster_index = self.cluster_index.to(self.device)
+            self.x_cluster = self.dataset.images(self.cluster_index, self.device)
+        else:
+            self.x_cluster = state["x_cluster"].to(self.device)
         self.centers = state["centers"].to(self.device)
         self.cluster_labels = state["cluster_labels"].to(self.device)
         self.frozen.load_state_dict(state["frozen"])
