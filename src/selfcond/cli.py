@@ -140,6 +140,8 @@ def _load(run: str, device: str):
 @click.option("--device", default="auto", show_default=True)
 def generate(run, mode, seeds, n, grid, out, device):
     """Images from a trained run: PNG per seed (modeMM/seedSSSS.png) or one grid."""
+    import torch
+
     from selfcond.train.io import atomic_write
     from selfcond.viz.grid import mode_grid_png
 
@@ -172,16 +174,10 @@ def generate(run, mode, seeds, n, grid, out, device):
             written += 1
     if grid:
         name = f"grid-mode{mode if mode is not None else 'pi'}-seeds{seed_list[0]}-{seed_list[-1]}.png"
-        atomic_write(out_dir / name, mode_grid_png(torch_stack(rows), names if len(rows) > 1 else None))
+        atomic_write(out_dir / name, mode_grid_png(torch.stack(rows), names if len(rows) > 1 else None))
         click.echo(str(out_dir / name))
     else:
         click.echo(f"{written} images in {out_dir}")
-
-
-def torch_stack(rows):
-    import torch
-
-    return torch.stack(rows)
 
 
 @cli.command()

@@ -64,15 +64,21 @@ def _clusters(t, n):
     return cluster_scores(table, t.dataset.labels, t.partition.k, classes, pi=t.partition.pi, top=classes)
 
 
+def _fakes_and_reals(t, n):
+    """Up to 10,000 samples (conditions from π) and as many random real images, from generators of
+    their own: the two sets every Fréchet distance compares."""
+    n = min(n, 10000)
+    fake, _ = t.sample(n, t.eval_generator(3))
+    idx = torch.randperm(len(t.dataset), generator=t.eval_generator(4), device=t.device)[:n]
+    return fake, t.dataset.images(idx, t.device)
+
+
 def _fid_cls(t, n):
     from selfcond.metrics.classifier import for_dataset, predict
     from selfcond.metrics.fid import fid_from_features
 
     model, _ = for_dataset(t.cfg.data, t.device)
-    n = min(n, 10000)
-    fake, _ = t.sample(n, t.eval_generator(3))
-    idx = torch.randperm(len(t.dataset), generator=t.eval_generator(4), device=t.device)[:n]
-    real = t.dataset.images(idx, t.device)
+    fake, real = _fakes_and_reals(t, n)
     return {"fid_cls": fid_from_features(predict(model, fake, features=True), predict(model, real, features=True))}
 
 
@@ -81,10 +87,7 @@ def _fid_inception(t, n):
     from selfcond.metrics.fid import fid_from_features
 
     model = inception.load(inception.configured(), t.device)
-    n = min(n, 10000)
-    fake, _ = t.sample(n, t.eval_generator(3))
-    idx = torch.randperm(len(t.dataset), generator=t.eval_generator(4), device=t.device)[:n]
-    real = t.dataset.images(idx, t.device)
+    fake, real = _fakes_and_reals(t, n)
     return {"fid": fid_from_features(inception.features(model, fake), inception.features(model, real))}
 
 
