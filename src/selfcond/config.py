@@ -88,6 +88,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # torch CPU threads; 0 = torch's default
+    deterministic: bool = True  # CUDA: deterministic cuDNN kernels, so a resume continues bit for bit
     snapshot_every: int = 1000  # steps between sample plots and checkpoints
     log_every: int = 100  # steps between lines in stats.jsonl
     eval_samples: int = 50000  # samples for the metrics computed at snapshots

@@ -125,3 +125,21 @@ def test_tiny_image_run_resumes_bit_for_bit(tmp_path, method):
     for (name, p), q in zip(straight.G.state_dict().items(), resumed.G.state_dict().values()):
         assert torch.equal(p, q), name
     assert torch.equal(straight.partition.table, resumed.partition.table)
+
+
+def test_a_checkpoint_from_another_kind_of_device_reseeds_and_trains_on(tmp_path):
+    """A CUDA generator's state cannot be set on a CPU generator: the run continues, reseeded from
+    (seed, step), and does so the same way every time."""
+    first = start_run(tiny_digits(**{"train.steps": 10}), tmp_path)
+    first.train(progress=False)
+    runs = []
+    for _ in range(2):
+        state = io.load_checkpoint(first.run_dir)  # fresh: loading shares tensors that training mutates
+        state["rng"]["device"], state["rng"]["generator"] = "cuda", torch.zeros(16, dtype=torch.uint8)
+        t = Trainer(tiny_digits(**{"train.steps": 20}), first.run_dir)
+        t.load_state_dict(state)
+        t.train(progress=False)
+        runs.append(t)
+    assert runs[0].step == 20
+    for p, q in zip(runs[0].G.parameters(), runs[1].G.parameters()):
+        assert torch.equal(p, q)

@@ -28,14 +28,12 @@ Features (``make_features``): a stand-in for penultimate-layer discriminator fea
 * passed through a ReLU, so the features are non-negative and sparse-ish like post-ReLU
   activations.
 
-Run: ``python -m selfcond.bench.kmeans_speed [--n 25000 --d 2048 --k 100 --seed 0]
-[--threads T] [--json out.json]``.
+Run: ``selfcond bench kmeans [--n 25000 --d 2048 --k 100 --seed 0] [--threads T]
+[--device cpu|cuda] [--json out.json]``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from typing import Optional
 
@@ -171,31 +169,3 @@ def format_markdown(rec: dict) -> str:
     ]
     return "\n".join(lines)
 
-
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--n", type=int, default=25000)
-    ap.add_argument("--d", type=int, default=2048)
-    ap.add_argument("--k", type=int, default=100)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--n-init", type=int, default=OURS_N_INIT, help="k-means++ restarts for ours")
-    ap.add_argument(
-        "--seed-dims", type=int, default=OURS_SEED_DIMS,
-        help="PCA dims for our k-means++ seeding; 0 = exact full-space seeding like sklearn",
-    )
-    ap.add_argument("--json", default=None, help="also write the record as JSON here")
-    a = ap.parse_args(argv)
-    rec = run_kmeans_speed(
-        a.n, a.d, a.k, a.seed, a.device, a.threads, a.n_init, a.seed_dims or None
-    )
-    print(format_markdown(rec))
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(rec, f, indent=2)
-            f.write("\n")
-
-
-if __name__ == "__main__":
-    main()

@@ -20,8 +20,13 @@ class Maxout(nn.Module):
 
 
 def _code(embedding: nn.Embedding, y: torch.Tensor) -> torch.Tensor:
-    """Mode codes: y (n,) int64 picks rows; y (n, k) float weights mixes them (interpolation)."""
-    return embedding(y) if y.dim() == 1 else y.to(embedding.weight.dtype) @ embedding.weight
+    """Mode codes: y (n,) int64 picks rows; y (n, k) float weights mixes them (interpolation).
+
+    Rows are picked by a one-hot product, not an index lookup: the lookup's backward adds repeated
+    modes' gradients with atomics on CUDA, in a different order each run, which breaks bit-exact
+    resume there."""
+    w = F.one_hot(y, embedding.num_embeddings) if y.dim() == 1 else y
+    return w.to(embedding.weight.dtype) @ embedding.weight
 
 
 class ConcatEmbedding(nn.Module):
@@ -97,5 +102,5 @@ class DHead(nn.Module):
         if y is None:
             return self.uncond(h).squeeze(1)
         if self.kind == "projection":
-            return self.uncond(h).squeeze(1) + (self.cond(y) * h).sum(1)
+            return self.uncond(h).squeeze(1) + (_code(self.cond, y) * h).sum(1)
         return self.cond(h).gather(1, y.view(-1, 1)).squeeze(1)

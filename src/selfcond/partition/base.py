@@ -47,8 +47,10 @@ class Partition:
         return None
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """Conditions for n fakes, drawn from π: (n,) int64."""
-        return torch.multinomial(self.pi.float(), n, replacement=True, generator=generator)
+        """Conditions for n fakes, drawn from π: (n,) int64 on the partition's device (drawn on the
+        generator's device)."""
+        pi = self.pi.float().to(generator.device if generator is not None else self.device)
+        return torch.multinomial(pi, n, replacement=True, generator=generator).to(self.device)
 
     def due(self, step: int) -> bool:
         return False

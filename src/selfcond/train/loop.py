@@ -10,7 +10,6 @@ data, noise and conditions; evaluation uses its own generator so it never pertur
 from __future__ import annotations
 
 import json
-import math
 import re
 import signal
 import sys
@@ -34,7 +33,11 @@ CHECKPOINT_VERSION = 1
 
 
 class TrainingDiverged(UserError):
-    """A loss or weight became NaN/inf."""
+    """A loss or weight became NaN/inf (at `step`)."""
+
+    def __init__(self, message: str, step: int | None = None):
+        super().__init__(message)
+        self.step = step
 
 
 class Interrupted(UserError):
@@ -62,6 +65,9 @@ class Trainer:
         if t.threads:
             torch.set_num_threads(t.threads)
         self.device = resolve_device(t.device)
+        if self.device.type == "cuda":  # CPU kernels are deterministic already
+            torch.backends.cudnn.deterministic = t.deterministic
+            torch.backends.cudnn.benchmark = not t.deterministic
         torch.manual_seed(t.seed)
         self.generator = torch.Generator(self.device).manual_seed(t.seed)
         self.dataset = datasets.load(cfg.data)
@@ -152,7 +158,7 @@ class Trainer:
                         raise TrainingDiverged(f"{e}; the last good checkpoint is kept: {good} "
                                                "(lower train.lr, or pass --nan-retry N)") from None
                     retries -= 1
-                    self._rollback(str(e))
+                    self._rollback(str(e), e.step)
         finally:
             for sig, handler in handlers.items():
                 signal.signal(sig, handler)
@@ -165,9 +171,9 @@ class Trainer:
             self._log_event({"event": "interrupted", "signal": int(stop[0])})
             raise Interrupted(f"interrupted at step {self.step}{where}")
 
-    def _rollback(self, why: str) -> None:
+    def _rollback(self, why: str, step: int | None) -> None:
         """Back to the last checkpoint with half the learning rates (--nan-retry)."""
-        step = self.step
+        step = self.step if step is None else step
         self.load_state_dict(io.load_checkpoint(self.run_dir))
         for opt in (self.opt_g, self.opt_d):
             for group in opt.param_groups:
@@ -179,7 +185,7 @@ class Trainer:
     def _check_weights(self) -> None:
         for name, net in (("G", self.G), ("D", self.D)):
             if not all(bool(torch.isfinite(p).all()) for p in net.parameters()):
-                raise TrainingDiverged(f"weights of {name} are NaN/inf at step {self.step}")
+                raise TrainingDiverged(f"weights of {name} are NaN/inf at step {self.step}", self.step)
 
     def _loop(self, progress: bool, stop: list) -> None:
         t = self.cfg.train
@@ -187,25 +193,36 @@ class Trainer:
                    desc=self.cfg.data.name, dynamic_ncols=True, leave=False)
         tick, tick_step = time.perf_counter(), self.step
         sums = {"loss_d": 0.0, "loss_g": 0.0}
+        # Losses are summed and checked on the device: reading them every step would make the CPU
+        # wait for the GPU each step. The first non-finite step is kept there and read whenever
+        # the CPU looks anyway (log lines), and before anything is refreshed or saved.
+        first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
+
+        def check() -> None:
+            bad = int(first_bad)
+            if bad >= 0:
+                bar.close()
+                raise TrainingDiverged(f"the loss is NaN/inf at step {bad}", bad)
+
         while self.step < t.steps and not stop:
             losses = self.train_step()
+            finite = torch.stack([v.isfinite() for v in losses.values()]).all()
+            first_bad = torch.where(finite | (first_bad >= 0), first_bad, self.step)
             for key, value in losses.items():
-                value = float(value)
-                if not math.isfinite(value):
-                    bar.close()
-                    raise TrainingDiverged(f"{key} is {value} at step {self.step}")
-                sums[key] += value
+                sums[key] = sums[key] + value
             bar.update(1)
             if self.partition.due(self.step):
+                check()
                 info = self.partition.refresh(self, self.step)
                 self.last_refresh = self.step
                 self._log_event({"event": "refresh", **info})
                 self._record_modes()
             if self.step % t.log_every == 0 or self.step == t.steps:
+                check()
                 now = time.perf_counter()
                 n = self.step - tick_step
                 self.seconds += now - tick
-                record = {"step": self.step, **{k: v / n for k, v in sums.items()},
+                record = {"step": self.step, **{k: float(v) / n for k, v in sums.items()},
                           "steps_per_s": n / max(now - tick, 1e-9), **self.partition.summary(),
                           "last_refresh": self.last_refresh}
                 self._log_stats(record)
@@ -213,9 +230,11 @@ class Trainer:
                                 modes=record["modes_alive"])
                 tick, tick_step, sums = time.perf_counter(), self.step, dict.fromkeys(sums, 0.0)
             if self.run_dir is not None and (self.step % t.snapshot_every == 0 or self.step == t.steps):
+                check()
                 pause = time.perf_counter()
                 self.snapshot()
                 tick += time.perf_counter() - pause  # snapshots do not count as training time
+        check()
         bar.close()
 
     # --- sampling and evaluation ------------------------------------------------------------------
@@ -347,7 +366,8 @@ class Trainer:
 
     def state_dict(self) -> dict:
         """Everything needed to continue exactly: plain tensors and numbers (weights_only-safe)."""
-        rng = {"generator": self.generator.get_state(), "torch": torch.get_rng_state()}
+        rng = {"generator": self.generator.get_state(), "torch": torch.get_rng_state(),
+               "device": self.device.type}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         return {"version": CHECKPOINT_VERSION, "config": self.cfg.to_dict(), "step": self.step,
@@ -365,10 +385,18 @@ class Trainer:
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.partition.load_state_dict(state["partition"])
-        self.generator.set_state(state["rng"]["generator"])
-        torch.set_rng_state(state["rng"]["torch"])
-        if "cuda" in state["rng"] and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"])
+        # A CPU generator's state does not fit a CUDA one (nor back): a run moved to another kind of
+        # device continues with a generator seeded from (seed, step), reproducible but not the
+        # stream it would have drawn at home. Older checkpoints (no "device") were CPU or CUDA by size.
+        saved = rng.get("device") or ("cpu" if rng["generator"].numel() > 16 else "cuda")
+        if saved == self.device.type:
+            self.generator.set_state(rng["generator"])
+            if "cuda" in rng and self.device.type == "cuda":
+                torch.cuda.set_rng_state(rng["cuda"], self.device)
+        else:
+            self.generator.manual_seed(self.cfg.train.seed * 1_000_003 + state["step"])
         self.step, self.seconds, self.started = state["step"], state["seconds"], True
         self.last_refresh = state.get("last_refresh", 0)
 
