@@ -108,6 +108,18 @@ def test_digits_report_has_plots_images_and_mode_table(digits_run, tmp_path):
     assert len(text) < 1_000_000
 
 
+def test_a_snapshot_s_heatmap_is_embedded_not_drawn_again(digits_run, tmp_path):
+    """The training loop draws modes_x_labels.png at each snapshot and hands it to the report."""
+    run = copy_run(digits_run, tmp_path)
+    png = (run / "modes_x_labels.png").read_bytes()
+    page = Page(write_report(run, mode_label=png).read_text())
+    heat = [decode(a["src"]) for a in page.imgs if a.get("data-plot") == "mode_x_label"]
+    assert heat == [png]
+    # ...and the report run by the training loop embedded the very file it wrote
+    page = Page((digits_run / "report.html").read_text())
+    assert [decode(a["src"]) for a in page.imgs if a.get("data-plot") == "mode_x_label"] == [png]
+
+
 def test_2d_unconditional_run_has_no_mode_table(grid_run, tmp_path):
     run = copy_run(grid_run, tmp_path)
     page = Page(write_report(run).read_text())

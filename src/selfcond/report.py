@@ -391,8 +391,9 @@ def _figure_html(png: bytes | None, name: str, caption: str = "", cls: str = "pl
             f'src="{_data_uri(png)}">{cap}</figure>')
 
 
-def render_report(run_dir: str | Path) -> str:
-    """The report of `run_dir` as an HTML string (what `write_report` writes)."""
+def render_report(run_dir: str | Path, mode_label: bytes | None = None) -> str:
+    """The report of `run_dir` as an HTML string (what `write_report` writes). `mode_label`: the
+    heatmap of the newest modes record, when the caller has drawn it already (a snapshot has)."""
     run_dir = Path(run_dir)
     config_text = (_read_bytes(run_dir / "config.yaml") or b"").decode("utf-8", "replace")
     try:
@@ -472,7 +473,7 @@ def render_report(run_dir: str | Path) -> str:
     if table is not None:
         label_step = latest.get("step")
         parts += [f"<h2>Modes x true labels (step {_e(label_step)})</h2>",
-                  '<div class="grid">', _figure_html(_plot_mode_x_label(latest, table), "mode_x_label"),
+                  '<div class="grid">', _figure_html(mode_label or _plot_mode_x_label(latest, table), "mode_x_label"),
                   f"<div>{_mode_table(latest, table)}</div></div>"]
     parts += ["<h2>Samples</h2>",
               f'<div class="grid">{"".join(samples)}</div>' if samples
@@ -484,7 +485,7 @@ def render_report(run_dir: str | Path) -> str:
     return "\n".join(parts)
 
 
-def write_report(run_dir: str | Path) -> Path:
+def write_report(run_dir: str | Path, mode_label: bytes | None = None) -> Path:
     """Write `run_dir/report.html` from what the run directory holds now and return its path.
 
     Reads config.yaml, stats.jsonl, metrics.jsonl, modes.jsonl / modes.json, the newest
@@ -495,5 +496,5 @@ def write_report(run_dir: str | Path) -> Path:
     """
     run_dir = Path(run_dir)
     path = run_dir / "report.html"
-    atomic_write(path, render_report(run_dir))
+    atomic_write(path, render_report(run_dir, mode_label))
     return path

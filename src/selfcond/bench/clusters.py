@@ -8,38 +8,17 @@ k_found (modes with π > 1%), and fid_cls on the dataset's own cached classifier
 from __future__ import annotations
 
 import sys
-import time
 
-from selfcond.bench.common import groups, mean_std, run_jobs
+from selfcond.bench import common
+from selfcond.bench.common import groups, mean_std
 from selfcond.config import resolve
 
 KEYS = ("purity", "purity_top", "nmi", "ari", "k_found", "fid_cls")
 
 
-def _overrides(job: dict) -> dict:
-    o = {"data.name": job["data"], "method.name": job["method"], "method.k": job["k"],
-         "train.steps": job["steps"], "train.seed": job["seed"], "train.threads": job.get("threads", 1),
-         **job.get("set", {})}
-    if job.get("data_dir"):
-        o["data.data_dir"] = job["data_dir"]
-    return o
-
-
-def run_trial(job: dict) -> dict:
-    from selfcond.metrics.classifier import for_dataset
-    from selfcond.train.loop import Trainer, start_run
-
-    cfg = resolve(overrides=_overrides(job))
-    for_dataset(cfg.data, progress=False)  # cached: trained once by `run`, loaded here
-    trainer = start_run(cfg, job["out"]) if job.get("out") else Trainer(cfg)
-    start = time.perf_counter()
-    trainer.train(progress=False)
-    seconds = time.perf_counter() - start
-    m = trainer.evaluate(metrics=["clusters", "fid_cls"], n=10000)
-    return {"bench": "clusters", "dataset": job["data"], "method": job["method"], "k": job["k"],
-            "trial": job["trial"], "seed": job["seed"], "steps": job["steps"], "seconds": round(seconds, 1),
-            **{key: m.get(key) for key in KEYS}, "modes_alive": trainer.partition.summary()["modes_alive"],
-            "run": str(trainer.run_dir) if trainer.run_dir else None}
+def trial(job: dict) -> dict:
+    rec, _, m = common.run_trial(job, metrics=["clusters", "fid_cls"], n=10000, classifier=True)
+    return {"bench": "clusters", **rec, "k": job["k"], **{key: m.get(key) for key in KEYS}}
 
 
 def run(datasets, methods, k: int, trials: int, steps: int, data_dir=None, seed: int = 0, jobs: int = 1,
@@ -53,13 +32,12 @@ def run(datasets, methods, k: int, trials: int, steps: int, data_dir=None, seed:
     todo = [{"data": d, "method": m, "k": k, "trial": t, "seed": seed + t, "steps": steps,
              "data_dir": dirs.get(d, dirs.get(None)), "set": overrides or {}, "out": out}
             for t in range(trials) for d in datasets for m in methods]
-    for job in todo:  # bad options fail here, before any process starts
-        resolve(overrides=_overrides(job))
+    common.check_jobs(todo)
     for job in todo[:len(datasets) * len(methods):len(methods)]:  # each dataset's classifier, once
-        _, info = for_dataset(resolve(overrides=_overrides(job)).data)
+        _, info = for_dataset(resolve(overrides=common.trial_overrides(job)).data)
         d = job["data"]
         print(f"{d} classifier: held-out accuracy {info['accuracy']:.4f}", file=sys.stderr)
-    return run_jobs(todo, run_trial, jobs, on_record, report=_progress)
+    return common.run_jobs(todo, trial, jobs, on_record, report=_progress)
 
 
 def _progress(done: int, total: int, rec: dict) -> None:

@@ -5,7 +5,53 @@ from __future__ import annotations
 import multiprocessing as mp
 import signal
 import statistics
+import time
 from typing import Callable
+
+from selfcond.config import resolve
+
+
+def trial_overrides(job: dict) -> dict:
+    """The config of one trial: its data, method, seed and steps (k and data_dir when the job has
+    them), one torch thread unless the job says otherwise, then the bench's --set overrides."""
+    o = {"data.name": job["data"], "method.name": job["method"], "train.steps": job["steps"],
+         "train.seed": job["seed"], "train.threads": job.get("threads", 1)}
+    if "k" in job:
+        o["method.k"] = job["k"]
+    if job.get("data_dir"):
+        o["data.data_dir"] = job["data_dir"]
+    return {**o, **job.get("set", {})}
+
+
+def run_trial(job: dict, metrics: list[str], n: int | None = None, classifier: bool = False) -> tuple:
+    """Train one trial from scratch and score it: (record, trainer, metrics).
+
+    The run directory is kept under job["out"] when given. `classifier`: load (or train) the
+    dataset's evaluation classifier before the clock starts. The record holds what every bench
+    reports; each bench adds its metrics."""
+    from selfcond.train.loop import Trainer, start_run
+
+    cfg = resolve(overrides=trial_overrides(job))
+    if classifier:
+        from selfcond.metrics.classifier import for_dataset
+
+        for_dataset(cfg.data, progress=False)  # cached: trained once by the bench's `run`
+    trainer = start_run(cfg, job["out"]) if job.get("out") else Trainer(cfg)
+    start = time.perf_counter()
+    trainer.train(progress=False)
+    seconds = time.perf_counter() - start
+    m = trainer.evaluate(n, metrics=metrics)
+    record = {"dataset": job["data"], "method": job["method"], "trial": job["trial"], "seed": job["seed"],
+              "steps": job["steps"], "seconds": round(seconds, 1),
+              "modes_alive": trainer.partition.summary()["modes_alive"],
+              "run": str(trainer.run_dir) if trainer.run_dir else None}
+    return record, trainer, m
+
+
+def check_jobs(todo: list[dict]) -> None:
+    """Every job's options resolve: a bad one fails here, before any process starts."""
+    for job in todo:
+        resolve(overrides=trial_overrides(job))
 
 
 def run_jobs(todo: list[dict], run_trial: Callable[[dict], dict], jobs: int = 1,

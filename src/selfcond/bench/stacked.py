@@ -8,52 +8,32 @@ each channel is read by the cached MNIST classifier (its held-out accuracy is in
 from __future__ import annotations
 
 import sys
-import time
 
-from selfcond.bench.common import groups, mean_std, run_jobs
+from selfcond.bench import common
+from selfcond.bench.common import groups, mean_std
 from selfcond.config import resolve
 
 
-def _overrides(job: dict) -> dict:
-    o = {"data.name": "stacked-mnist", "method.name": job["method"], "train.steps": job["steps"],
-         "train.seed": job["seed"], "train.threads": job.get("threads", 1), **job.get("set", {})}
-    if job.get("data_dir"):
-        o["data.data_dir"] = job["data_dir"]
-    return o
-
-
-def run_trial(job: dict) -> dict:
-    from selfcond.metrics.classifier import for_dataset
-    from selfcond.train.loop import Trainer, start_run
-
-    cfg = resolve(overrides=_overrides(job))
-    for_dataset(cfg.data, progress=False)  # train or load the classifier outside the timed part
-    trainer = start_run(cfg, job["out"]) if job.get("out") else Trainer(cfg)
-    start = time.perf_counter()
-    trainer.train(progress=False)
-    seconds = time.perf_counter() - start
-    m = trainer.evaluate(metrics=["stacked"])
-    return {"bench": "stacked-mnist", "method": job["method"], "trial": job["trial"], "seed": job["seed"],
-            "steps": job["steps"], "seconds": round(seconds, 1),
-            "images_per_s": round(job["steps"] * cfg.train.batch / trainer.seconds, 1) if trainer.seconds else None,
+def trial(job: dict) -> dict:
+    rec, trainer, m = common.run_trial(job, metrics=["stacked"], classifier=True)
+    return {"bench": "stacked-mnist", **rec,
+            "images_per_s": round(job["steps"] * trainer.cfg.train.batch / trainer.seconds, 1)
+            if trainer.seconds else None,
             "modes": m["modes"], "rkl": m["rkl"], "rkl_log10": m["rkl_log10"],
-            "classifier_accuracy": m["classifier_accuracy"], "samples": cfg.train.eval_samples,
-            "modes_alive": trainer.partition.summary()["modes_alive"],
-            "run": str(trainer.run_dir) if trainer.run_dir else None}
+            "classifier_accuracy": m["classifier_accuracy"], "samples": trainer.cfg.train.eval_samples}
 
 
 def run(methods, trials: int, steps: int, data_dir=None, seed: int = 0, jobs: int = 1,
         overrides: dict | None = None, out: str | None = None, on_record=None) -> list[dict]:
-    todo = [{"method": m, "trial": t, "seed": seed + t, "steps": steps, "data_dir": data_dir,
-             "set": overrides or {}, "out": out} for m in methods for t in range(trials)]
-    for job in todo:  # bad options fail here, before any process starts
-        resolve(overrides=_overrides(job))
-    cfg = resolve(overrides=_overrides(todo[0]))
+    todo = [{"data": "stacked-mnist", "method": m, "trial": t, "seed": seed + t, "steps": steps,
+             "data_dir": data_dir, "set": overrides or {}, "out": out} for m in methods for t in range(trials)]
+    common.check_jobs(todo)
     from selfcond.metrics.classifier import for_dataset
 
-    _, info = for_dataset(cfg.data)  # train the classifier once, before the workers need it
+    # Train the classifier once, before the workers need it.
+    _, info = for_dataset(resolve(overrides=common.trial_overrides(todo[0])).data)
     print(f"MNIST classifier: held-out accuracy {info['accuracy']:.4f}", file=sys.stderr)
-    return run_jobs(todo, run_trial, jobs, on_record, report=_progress)
+    return common.run_jobs(todo, trial, jobs, on_record, report=_progress)
 
 
 def _progress(done: int, total: int, rec: dict) -> None:

@@ -9,29 +9,17 @@ from __future__ import annotations
 
 import statistics
 import sys
-import time
 
-from selfcond.bench.common import groups, mean_std, run_jobs
-from selfcond.config import resolve
-from selfcond.train.loop import Trainer
+from selfcond.bench import common
+from selfcond.bench.common import groups, mean_std
 
 METRICS = ("modes", "hq", "rkl")
 
 
-def run_trial(job: dict) -> dict:
-    """Train one configuration and score it; `job` holds data, method, trial, seed, steps, set."""
-    overrides = {"data.name": job["data"], "method.name": job["method"], "train.steps": job["steps"],
-                 "train.seed": job["seed"], "train.threads": 1, **job.get("set", {})}
-    cfg = resolve(overrides=overrides)
-    start = time.perf_counter()
-    trainer = Trainer(cfg)
-    trainer.train(progress=False)
-    seconds = time.perf_counter() - start
-    metrics = trainer.evaluate(50_000)
-    return {"bench": "2d", "dataset": job["data"], "method": job["method"], "trial": job["trial"],
-            "seed": job["seed"], "steps": job["steps"], "seconds": round(seconds, 2),
-            "modes": metrics["modes"], "hq": metrics["hq"], "rkl": metrics["rkl"],
-            "modes_alive": trainer.partition.summary()["modes_alive"]}
+def trial(job: dict) -> dict:
+    """Train one configuration and score it on 50,000 samples."""
+    rec, _, m = common.run_trial(job, metrics=["modes2d"], n=50_000)
+    return {"bench": "2d", **rec, **{key: m[key] for key in METRICS}}
 
 
 def run(datasets, methods, trials: int, steps: int, seed: int = 0, jobs: int = 1,
@@ -40,10 +28,9 @@ def run(datasets, methods, trials: int, steps: int, seed: int = 0, jobs: int = 1
     `on_record(records_so_far)` is called after each trial (e.g. to save partial results)."""
     todo = [{"data": d, "method": m, "trial": t, "seed": seed + t, "steps": steps, "set": overrides or {}}
             for d in datasets for m in methods for t in range(trials)]
-    for job in todo:  # fail fast on a bad option, before any process starts
-        resolve(overrides={"data.name": job["data"], "method.name": job["method"], **job["set"]})
-    return run_jobs(todo, run_trial, jobs, on_record,
-                    report=lambda done, total, rec: _progress(progress, done, total, rec))
+    common.check_jobs(todo)
+    return common.run_jobs(todo, trial, jobs, on_record,
+                           report=lambda done, total, rec: _progress(progress, done, total, rec))
 
 
 def _progress(on: bool, done: int, total: int, rec: dict) -> None:

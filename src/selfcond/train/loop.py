@@ -307,6 +307,7 @@ class Trainer:
             self._image_snapshot()
         self._record_modes()
         info = self._modes_info if self.partition.conditional and self._modes_info else {}
+        png = None
         if "mode_x_label" in info:  # modes_x_labels.png: which true labels each mode holds
             from selfcond.report import mode_label_png
 
@@ -317,7 +318,7 @@ class Trainer:
         try:  # the report is a view of the files above: its failure must not stop training
             from selfcond.report import write_report
 
-            write_report(self.run_dir)
+            write_report(self.run_dir, mode_label=png)  # the heatmap of the newest modes record
         except Exception as e:  # noqa: BLE001 - logged, visible, and the run goes on
             self._log_event({"event": "report_failed", "error": f"{type(e).__name__}: {e}"})
             print(f"warning: report.html not written at step {self.step}: {type(e).__name__}: {e}",
