@@ -27,7 +27,7 @@ import numpy as np
 import yaml
 
 from selfcond.config import TOY_DATASETS
-from selfcond.train.io import atomic_write
+from selfcond.atomic import atomic_write
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FAKES_RE = re.compile(r"^fakes_(\d+)\.png$")

@@ -20,7 +20,7 @@ from selfcond.data import files
 from selfcond.data.idx import read_idx
 from selfcond.data.images import ImageDataset, resize_uint8
 from selfcond.errors import UserError
-from selfcond.train.io import atomic_write
+from selfcond.atomic import atomic_write
 
 SPLITS = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),

@@ -22,7 +22,7 @@ from torch import nn
 from selfcond.data.files import cache_root
 from selfcond.data.images import ImageDataset
 from selfcond.errors import UserError
-from selfcond.train.io import atomic_write
+from selfcond.atomic import atomic_write
 
 VERSION = 1  # bump when the net or the recipe changes: old cache entries are then ignored
 

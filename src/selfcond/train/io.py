@@ -1,34 +1,22 @@
 """Files of a run: numbered run directories, atomic writes, JSON lines, checkpoints.
 
-Every file a run depends on is written to a temporary name in the same directory, fsynced, then
-renamed over the target, so a crash leaves either the old file or the new one, never half of one.
+Every file a run depends on is written atomically (selfcond.atomic): a crash leaves either the old
+file or the new one, never half of one.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import os
 import re
 from pathlib import Path
 
 import torch
 
+from selfcond.atomic import atomic_write  # noqa: F401 - re-exported: io.atomic_write
 from selfcond.errors import UserError
 
 RUN_RE = re.compile(r"^(\d{5})-")
-
-
-def atomic_write(path: str | Path, data: bytes | str) -> None:
-    path = Path(path)
-    if isinstance(data, str):
-        data = data.encode()
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def append_jsonl(path: str | Path, record: dict) -> None:
