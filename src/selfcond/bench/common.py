@@ -8,6 +8,8 @@ import statistics
 import time
 from typing import Callable
 
+import torch
+
 from selfcond.config import resolve
 
 
@@ -46,6 +48,12 @@ def run_trial(job: dict, metrics: list[str], n: int | None = None, classifier: b
               "modes_alive": trainer.partition.summary()["modes_alive"],
               "run": str(trainer.run_dir) if trainer.run_dir else None}
     return record, trainer, m
+
+
+def synchronize(dev: torch.device) -> None:
+    """Wait for the device's queued work, so a timer stopped after it measures the work itself."""
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
 
 
 def check_jobs(todo: list[dict]) -> None:

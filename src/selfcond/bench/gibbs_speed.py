@@ -39,6 +39,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from selfcond.bench.common import synchronize
 from selfcond.cluster.crp import NIWPrior, gibbs
 from selfcond.cluster.gmm import GaussianMixture
 from selfcond.metrics.clusters import cluster_scores
@@ -120,8 +121,7 @@ def _synced(fn, dev: torch.device):
     """fn, waiting for the GPU's queued work before it returns (so timing it is honest)."""
     def call(*args):
         out = fn(*args)
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
+        synchronize(dev)
         return out
     return call
 

@@ -40,6 +40,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from selfcond.bench.common import synchronize
 from selfcond.cluster.kmeans import kmeans
 
 __all__ = ["make_features", "run_kmeans_speed", "format_markdown"]
@@ -94,14 +95,10 @@ def run_kmeans_speed(
     dev = torch.device(device)
     x = x_cpu.to(dev)
 
-    def _sync() -> None:
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-
     # Tiny warm-up: first BLAS / allocator calls are slow and not what we measure.
     warm_gen = torch.Generator(device=dev).manual_seed(seed)
     kmeans(x[:512], 4, generator=warm_gen, seed_dims=seed_dims)
-    _sync()
+    synchronize(dev)
 
     gen = torch.Generator(device=dev).manual_seed(seed)
     t0 = time.perf_counter()
@@ -109,7 +106,7 @@ def run_kmeans_speed(
         x, k, init="k-means++", max_iter=_MAX_ITER, generator=gen, n_init=n_init,
         seed_dims=seed_dims,
     )
-    _sync()
+    synchronize(dev)
     ours_s = time.perf_counter() - t0
 
     def _fit_sklearn():
