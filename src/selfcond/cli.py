@@ -357,13 +357,15 @@ def bench_clusters(datasets, methods, k, trials, steps, data_dirs, seed, jobs, s
 @click.option("--threads", type=int, default=1, show_default=True)
 @click.option("--device", default="cpu", show_default=True,
               help="where ours runs (cpu, cuda, cuda:N); the published loop runs on the CPU")
+@click.option("--repeats", type=click.IntRange(min=1), default=5, show_default=True,
+              help="timed runs of our fast sweep (the median is reported)")
 @click.option("--json", "json_path", help="write the record here")
-def bench_gibbs(n, d, k, sweeps, block, seed, threads, device, json_path):
+def bench_gibbs(n, d, k, sweeps, block, seed, threads, device, repeats, json_path):
     """Our Gibbs sweeps beside the published MIC-GANs per-image loop, on the same embeddings."""
     from selfcond.bench import gibbs_speed
 
     rec = gibbs_speed.run_gibbs_speed(n=n, d=d, k=k, sweeps=sweeps, seed=seed, threads=threads, block=block,
-                                      device=_bench_device(device))
+                                      device=_bench_device(device), repeats=repeats)
     _write_json(json_path, [rec])
     click.echo(gibbs_speed.format_markdown(rec))
 
