@@ -370,6 +370,32 @@ def bench_gibbs(n, d, k, sweeps, block, seed, threads, device, repeats, json_pat
     click.echo(gibbs_speed.format_markdown(rec))
 
 
+@bench.command("gibbs-blocks")
+@click.option("--n", type=int, default=4000, show_default=True)
+@click.option("--blocks", default="1,64,256,512", show_default=True,
+              help="block sizes of the fast sweep; 1 runs the exact sequential sampler")
+@click.option("--sweeps", type=int, default=100, show_default=True)
+@click.option("--burn", type=int, default=50, show_default=True, help="sweeps before scoring starts")
+@click.option("--chains", type=int, default=4, show_default=True, help="chains per block size")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "json_path", help="write the record here")
+def bench_gibbs_blocks(n, blocks, sweeps, burn, chains, seed, json_path):
+    """What the fast sweep's blocks cost in accuracy, beside the exact sampler."""
+    from selfcond.bench import gibbs_speed
+
+    try:
+        sizes = [int(b) for b in blocks.split(",") if b.strip()]
+    except ValueError:
+        raise UserError(f"--blocks expects numbers like 1,64,256, got {blocks!r}") from None
+    try:
+        rec = gibbs_speed.run_block_accuracy(n=n, blocks=sizes, sweeps=sweeps, burn=burn, chains=chains,
+                                             seed=seed)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    _write_json(json_path, [rec])
+    click.echo(gibbs_speed.format_block_accuracy(rec))
+
+
 @bench.command("snapshot")
 @click.option("--data", default="digits", show_default=True)
 @click.option("--steps", type=int, default=200, show_default=True, help="training steps timed")

@@ -35,3 +35,18 @@ def test_published_loop_subset_is_extrapolated():
     assert rec["published_points"] == 100 and rec["published_extrapolated"]
     assert abs(rec["published_seconds"] - 4 * rec["published_measured_seconds"]) < 1e-2
     assert "extrapolated" in format_markdown(rec)
+
+
+def test_block_accuracy_exact_row_is_the_reference():
+    from selfcond.bench.gibbs_speed import format_block_accuracy, run_block_accuracy
+
+    rec = run_block_accuracy(n=200, d=3, k_true=3, k=6, std=0.1, blocks=(1, 25), sweeps=30, burn=10, chains=2)
+    exact, fast = rec["rows"]
+    assert exact["exact"] and not fast["exact"] and fast["block"] == 25
+    # well separated: both chains sit on the 3 components (a stray singleton slot at most)
+    for r in (exact, fast):
+        assert r["live_mean"] < 4 and r["ari_last"] > 0.95 and len(r["log_joint_chains"]) == 2
+    assert fast["log_joint_mean"] <= exact["log_joint_mean"] + 1.0  # the exact chain is nearer the mode
+    assert exact["seconds_per_sweep"] > 0 and fast["seconds_per_sweep"] > 0
+    table = format_block_accuracy(rec)
+    assert "| exact sequential |" in table and "| fast sweep, block 25 | 1/8 |" in table
