@@ -143,3 +143,13 @@ def test_a_checkpoint_from_another_kind_of_device_reseeds_and_trains_on(tmp_path
     assert runs[0].step == 20
     for p, q in zip(runs[0].G.parameters(), runs[1].G.parameters()):
         assert torch.equal(p, q)
+
+
+def test_side_streams_never_share_a_seed():
+    """Evaluation streams (offsets 1-4) and the reseeded stream of a moved run stay apart, even
+    for a run moved at steps 1-4."""
+    from selfcond.train.loop import _MOVED, _stream_seed
+
+    evals = {_stream_seed(7, off) for off in range(1, 5)}
+    moved = {_stream_seed(7, _MOVED + step) for step in range(0, 10_000)}
+    assert len(evals) == 4 and not evals & moved

@@ -256,7 +256,7 @@ class Trainer:
 
     def eval_generator(self, offset: int = 1) -> torch.Generator:
         """A generator independent of training: evaluation never shifts the training RNG."""
-        return torch.Generator(self.device).manual_seed(self.cfg.train.seed * 1_000_003 + offset)
+        return torch.Generator(self.device).manual_seed(_stream_seed(self.cfg.train.seed, offset))
 
     def evaluate(self, n: int | None = None, metrics: list[str] | None = None, snapshot: bool = False,
                  progress: bool = False) -> dict:
@@ -397,9 +397,18 @@ class Trainer:
             if "cuda" in rng and self.device.type == "cuda":
                 torch.cuda.set_rng_state(rng["cuda"], self.device)
         else:
-            self.generator.manual_seed(self.cfg.train.seed * 1_000_003 + state["step"])
+            self.generator.manual_seed(_stream_seed(self.cfg.train.seed, _MOVED + state["step"]))
         self.step, self.seconds, self.started = state["step"], state["seconds"], True
         self.last_refresh = state.get("last_refresh", 0)
+
+
+_MOVED = 1 << 40  # streams of a run moved between devices: never one of the evaluation offsets
+
+
+def _stream_seed(seed: int, stream: int) -> int:
+    """The seed of one of a run's side streams: evaluation (stream 1-4), or the training stream
+    of a run moved to another kind of device (_MOVED + step). Distinct streams, distinct seeds."""
+    return seed * 1_000_003 + stream
 
 
 def _tensorboard(run_dir: Path):
