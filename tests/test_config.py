@@ -49,6 +49,7 @@ def test_yaml_round_trip(tmp_path):
     ({"method": {"name": "vae"}}, "method.name must be one of"),
     ({"train": {"device": "tpu"}}, "train.device must be"),
     ({"data": {"name": "grid"}, "method": {"name": "scgan"}, "model": {"pack": 2}}, "only works with an unconditional"),
+    ({"train": {"ema": 1.0}}, "train.ema must be in [0, 1)"),
     ({"train": "fast"}, "train must be a mapping"),
 ])
 def test_bad_values_are_one_clear_line(user, message):

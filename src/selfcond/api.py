@@ -90,10 +90,11 @@ class Model:
         else:
             y = torch.zeros(len(seeds), dtype=torch.long)
         cond = y if weights is None else weights.to(torch.float32)
-        was = t.G.training
-        t.G.eval()
-        x = t.G(z.to(t.device), cond.to(t.device)).cpu()
-        t.G.train(was)
+        g = t.g_eval  # G's moving average, as sampling in training uses
+        was = g.training
+        g.eval()
+        x = g(z.to(t.device), cond.to(t.device)).cpu()
+        g.train(was)
         return x, y
 
     def interpolate(self, modes: list[int], steps: int = 8, seed: int = 0, rows: int = 4) -> torch.Tensor:

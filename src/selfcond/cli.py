@@ -23,7 +23,8 @@ TRAIN_FLAGS = {
 }
 # Keys that may differ when resuming a run: they do not change what has been trained so far.
 RESUMABLE_KEYS = {"train.steps", "train.device", "train.threads", "train.snapshot_every",
-                  "train.log_every", "train.eval_samples", "train.metrics", "train.nan_retry", "train.keep_checkpoints"}
+                  "train.log_every", "train.eval_samples", "train.metrics", "train.nan_retry", "train.keep_checkpoints",
+                  "train.ema"}
 
 
 def _parse_set(pairs) -> dict:

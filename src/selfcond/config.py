@@ -89,6 +89,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # torch CPU threads; 0 = torch's default
     deterministic: bool = True  # CUDA: deterministic cuDNN kernels, so a resume continues bit for bit
+    ema: float = 0.999  # per-step decay of G's moving average, which samples and is scored (0 = off)
     snapshot_every: int = 1000  # steps between sample plots and checkpoints
     log_every: int = 100  # steps between lines in stats.jsonl
     eval_samples: int = 50000  # samples for the metrics computed at snapshots
@@ -302,6 +303,7 @@ def validate(cfg: Config) -> None:
     need(t.eval_samples >= 1, "train.eval_samples must be >= 1")
     need(t.threads >= 0, "train.threads must be >= 0")
     need(t.nan_retry >= 0, "train.nan_retry must be >= 0")
+    need(0 <= t.ema < 1, f"train.ema must be in [0, 1) (0 = sample from G itself), got {t.ema}")
     need(t.keep_checkpoints >= 1, "train.keep_checkpoints must be >= 1")
     need(t.device == "auto" or t.device == "cpu" or t.device.startswith("cuda"),
          f"train.device must be auto, cpu or cuda[:N], got {t.device!r}")

@@ -43,11 +43,45 @@ def test_resume_continues_bit_for_bit(tmp_path, method):
     resumed.load_state_dict(state)
     resumed.train(progress=False)
 
-    for a, b in [(straight.G, resumed.G), (straight.D, resumed.D)]:
+    for a, b in [(straight.G, resumed.G), (straight.D, resumed.D), (straight.G_ema, resumed.G_ema)]:
         for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
             assert torch.equal(p, q), name
     assert torch.equal(straight.partition.counts, resumed.partition.counts)
     assert straight.evaluate() == resumed.evaluate()
+
+
+def test_moving_average_of_g_ramps_up_then_decays():
+    t = Trainer(cfg2d(**{"train.ema": 0.99, "model.g_width": 8, "model.d_width": 8}))
+    g, ema = next(t.G.parameters()), next(t.G_ema.parameters())
+    with torch.no_grad():
+        g.fill_(1.0)
+        ema.fill_(0.0)
+        t.G.net[1].running_mean.fill_(3.0)  # BatchNorm statistics are copied, not averaged
+    t.step = 0
+    t._update_ema()  # ramp-up: beta = 1/10
+    assert torch.allclose(ema, torch.full_like(ema, 0.9))
+    assert torch.equal(t.G_ema.net[1].running_mean, t.G.net[1].running_mean)
+    t.step = 10_000
+    t._update_ema()  # beta = train.ema
+    assert torch.allclose(ema, torch.full_like(ema, 0.9 * 0.99 + 0.01))
+    assert not t.G_ema.training and not any(p.requires_grad for p in t.G_ema.parameters())
+
+
+def test_samples_come_from_the_moving_average_and_from_g_without_it():
+    small = {"train.steps": 30, "model.g_width": 16, "model.d_width": 16, "method.k": 5,
+             "method.cluster_samples": 200}
+    with_avg, without = Trainer(cfg2d(**small)), Trainer(cfg2d(**small, **{"train.ema": 0}))
+    for t in (with_avg, without):
+        t.train(progress=False)
+    assert without.G_ema is None and without.g_eval is without.G
+    assert with_avg.g_eval is with_avg.G_ema
+    y = torch.zeros(4, dtype=torch.long)
+    gen = torch.Generator().manual_seed(0)
+    z = torch.randn(4, 2, generator=torch.Generator().manual_seed(0))
+    x, _ = with_avg.sample(4, gen, y)
+    with torch.no_grad():
+        assert torch.equal(x, with_avg.G_ema(z, y))
+        assert not torch.equal(x, with_avg.G.eval()(z, y))  # G itself has moved on
 
 
 def test_run_directory_contents(tmp_path):
