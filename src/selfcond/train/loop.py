@@ -140,8 +140,9 @@ class Trainer:
 
     @torch.no_grad()
     def _update_ema(self) -> None:
-        # Ramp-up (as StyleGAN's): early on the average follows G closely, so a short run samples
-        # a trained generator, not its initialisation. BatchNorm statistics are G's own.
+        # Ramp-up: the average spans about the last ninth of the steps so far (up to 1 / (1 - ema)),
+        # so a short run samples a trained generator, not its initialisation. BatchNorm statistics
+        # are G's own.
         beta = min(self.cfg.train.ema, (1 + self.step) / (10 + self.step))
         torch._foreach_lerp_(list(self.G_ema.parameters()), list(self.G.parameters()), 1.0 - beta)
         torch._foreach_copy_(list(self.G_ema.buffers()), list(self.G.buffers()))
