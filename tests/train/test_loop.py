@@ -32,6 +32,7 @@ def test_resume_continues_bit_for_bit(tmp_path, method):
     over = {"method.name": method, "method.recluster_every": 40, "method.k": 10,
             "method.cluster_samples": 500, "train.snapshot_every": 60, "train.log_every": 20,
             "model.g_width": 32, "model.d_width": 16, "model.mbd_kernels": 4 if method == "mbd" else 0,
+            "train.ema": 0.99,
             **(MICGAN_FAST if method == "micgan" else {})}
     straight = Trainer(cfg2d(**over, **{"train.steps": 120}))
     straight.train(progress=False)
@@ -70,7 +71,7 @@ def test_moving_average_of_g_ramps_up_then_decays():
 def test_samples_come_from_the_moving_average_and_from_g_without_it():
     small = {"train.steps": 30, "model.g_width": 16, "model.d_width": 16, "method.k": 5,
              "method.cluster_samples": 200}
-    with_avg, without = Trainer(cfg2d(**small)), Trainer(cfg2d(**small, **{"train.ema": 0}))
+    with_avg, without = Trainer(cfg2d(**small, **{"train.ema": 0.9})), Trainer(cfg2d(**small))
     for t in (with_avg, without):
         t.train(progress=False)
     assert without.G_ema is None and without.g_eval is without.G
