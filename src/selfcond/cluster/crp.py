@@ -173,7 +173,8 @@ def _qfeats(x: Tensor, out: Optional[Tensor] = None) -> Tensor:
 
 def _unpack(t: Tensor, d: int) -> tuple[Tensor, Tensor, Tensor]:
     """Packed (K, 1 + D + D(D+1)/2) sums -> n (K,), s (K, D), S (K, D, D)."""
-    return t[:, 0], t[:, 1 : 1 + d], t[:, 1 + d :][:, _sym(d, str(t.device))[2]].view(-1, d, d)
+    pos = _sym(d, str(t.device))[2]  # index_select: cheaper than advanced indexing per block
+    return t[:, 0], t[:, 1 : 1 + d], t[:, 1 + d :].index_select(1, pos).view(-1, d, d)
 
 
 def _pack(n: Tensor, s: Tensor, S: Tensor) -> Tensor:
@@ -248,7 +249,7 @@ def posterior(
 
 def _count_table(c: _Consts, d: int, n_max: int, alpha: float, device) -> Tensor:
     """Everything of a slot's predictive that depends on its count n only, for n = 0..n_max:
-    (n_max + 1, 5) float64 columns [lt0, half, g, lcnt, kappa] with, for nut = nu0 + n - D + 1,
+    (n_max + 1, 4) float64 columns [lt0, half, g, lcnt] with, for nut = nu0 + n - D + 1,
     kappa = kappa0 + n and predictive scale f psi_n (f = (kappa + 1) / (kappa nut)):
     log t(x) = lt0 - sum(log diag chol psi_n) - half log1p(g q), q = (x - m)' psi_n^-1 (x - m);
     lcnt = log n, or log alpha for n = 0 (the CRP weight before dividing by #empty)."""
@@ -260,7 +261,7 @@ def _count_table(c: _Consts, d: int, n_max: int, alpha: float, device) -> Tensor
            - 0.5 * d * torch.log((kappa + 1) / (kappa * nut)))
     lcnt = torch.log(n.clamp(min=1.0))
     lcnt[0] = math.log(alpha)
-    return torch.stack([lt0, half, kappa / (kappa + 1), lcnt, kappa], 1)
+    return torch.stack([lt0, half, kappa / (kappa + 1), lcnt], 1)
 
 
 class _Quad(NamedTuple):
@@ -279,14 +280,10 @@ def _quad(c: _Consts, t: Tensor, tab: Tensor) -> _Quad:
     Runs once per block of the fast sweep: few, fused operations (each costs ~2 us on a CPU)."""
     d = c.k0mu0.shape[0]
     k = t.shape[0]
-    _, _, pos, w, upper = _sym(d, str(t.device))
+    _, _, _, w, upper = _sym(d, str(t.device))
     n = t[:, 0]
     row = tab.index_select(0, n.long())  # [lt0, half, g, lcnt] by count
-    km = t[:, 1 : 1 + d] + c.k0mu0  # kappa_n m_n
-    m = km / row[:, 4:5]  # / kappa_n
-    # psi_n = S + psi0 + kappa0 mu0 mu0' - kappa_n m_n m_n' (+ eps I, in base)
-    S = t[:, 1 + d :].index_select(1, pos).view(k, d, d)
-    psi = torch.baddbmm(S.add_(c.base), km[:, :, None], m[:, None, :], alpha=-1.0)
+    _, _, m, psi = _posterior(c, *_unpack(t, d))
     # cholesky_ex: no host sync on a GPU; psi_n >= psi0 + eps I is positive definite.
     chol = torch.linalg.cholesky_ex(psi)[0]
     prec = torch.cholesky_inverse(chol)
@@ -536,7 +533,7 @@ def _exact_sweep(
     (x - m^-)' (psi^-)^-1 (x - m^-) = c^2 q / (1 - c q) and log|psi^-| = log|psi| + log(1 - c q).
     Slots are refactored only when a point actually moves.
     """
-    lt0, half, gk, lcnt_tab, _ = tab.T  # by count, see _count_table
+    lt0, half, gk, lcnt_tab = tab.T  # by count, see _count_table
     k = n.shape[0] - 1
     k0p, k0mu0, base = c.kappa0, c.k0mu0.numpy(), c.base.numpy()
     m = np.empty((k + 1, x.shape[1]))
