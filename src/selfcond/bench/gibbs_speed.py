@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from selfcond.bench.common import synchronize
-from selfcond.cluster.crp import NIWPrior, gibbs
+from selfcond.cluster.crp import NIWPrior, gibbs, log_joint
 from selfcond.cluster.gmm import GaussianMixture
 from selfcond.metrics.clusters import cluster_scores
 
@@ -273,8 +273,6 @@ def run_block_accuracy(
     target's log density (:func:`log_joint`) and the number of live slots are averaged over the
     chain; the table gives the mean and spread of those chain averages. A block sampler that
     targeted the same distribution would match the exact rows within their spread."""
-    from selfcond.cluster.crp import log_joint  # only this bench scores the chain
-
     if not 0 <= burn < sweeps:
         raise ValueError(f"need 0 <= burn < sweeps, got burn={burn}, sweeps={sweeps}")
     if chains < 1:

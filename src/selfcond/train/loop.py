@@ -82,7 +82,7 @@ class Trainer:
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=t.lr, betas=tuple(t.betas), fused=True)
         # With train.ema > 0, G's exponential moving average samples, snapshots and is scored;
         # training still uses G. Opt-in: on the 2D grid it lifts high-quality samples from 61% to
-        # 92%, but on the ring it cost one trial in five (docs/RESULTS.md).
+        # 92%, but on the ring it cost one of four trials (docs/RESULTS.md).
         self.G_ema = None if t.ema == 0 else copy.deepcopy(self.G).eval().requires_grad_(False)
         self.partition.bind(self)
         self.step = 0
