@@ -38,6 +38,23 @@ def test_resume_continues_and_refuses_changed_keys(tmp_path):
     assert r.returncode == 2 and "cannot change train.lr" in r.stderr
 
 
+def test_resume_accepts_a_checkpoint_older_than_a_config_key(tmp_path):
+    import torch
+
+    r = selfcond("train", "--data", "ring", "--method", "gan", "--steps", "10", "--snapshot-every", "10",
+                 "--out", str(tmp_path), *TINY)
+    assert r.returncode == 0, r.stderr
+    run = next(tmp_path.iterdir())
+    path = run / (run / "latest").read_text().strip()
+    state = torch.load(path, weights_only=True)
+    del state["config"]["train"]["r1"]  # as if written before train.r1 existed
+    torch.save(state, path)
+    r = selfcond("train", "--resume", str(run), "--steps", "20", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "predates train.r1; using train.r1=0.0" in r.stderr
+    assert json.loads(r.stdout)["step"] == 20
+
+
 def test_dry_run_prints_the_resolved_config(tmp_path):
     r = selfcond("train", "--data", "ring", "--method", "pacgan", "--dry-run", "--out", str(tmp_path))
     assert r.returncode == 0 and "pack: 2" in r.stdout

@@ -78,7 +78,13 @@ def train(config_file, sets, resume, dry_run, quiet, out, **flags):
         state = io.load_checkpoint(run_dir)
         saved = state["config"]
         cfg = cfgmod.resolve(cfgmod.merge(saved, cfgmod.tree_of(overrides)))  # unknown keys fail here
-        before = cfgmod.flat_of(saved)
+        # A checkpoint from an older version lacks the keys added since: they take today's
+        # defaults, which is not a change the user asked for.
+        before = cfgmod.flat_of(cfgmod.resolve(saved).to_dict())
+        added = sorted(set(before) - set(cfgmod.flat_of(saved)) - set(overrides))
+        if added:
+            click.echo(f"note: the checkpoint predates {', '.join(added)}; "
+                       f"using {', '.join(f'{k}={before[k]}' for k in added)}", err=True)
         changed = {k for k, v in cfgmod.flat_of(cfg.to_dict()).items() if before.get(k) != v}
         changed -= RESUMABLE_KEYS
         if changed:
