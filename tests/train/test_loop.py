@@ -51,6 +51,16 @@ def test_resume_continues_bit_for_bit(tmp_path, method):
     assert straight.evaluate() == resumed.evaluate()
 
 
+def test_no_refresh_after_the_last_step():
+    t = Trainer(cfg2d(**{"train.steps": 80, "method.recluster_every": 40, "method.k": 10,
+                         "method.cluster_samples": 500, "model.g_width": 32, "model.d_width": 16}))
+    t.train(progress=False)
+    assert t.last_refresh == 40  # not 80: G never trained under an 80th-step partition
+    t.cfg.train.steps = 120
+    t.train(progress=False)  # continuing past 80 runs that refresh first
+    assert t.last_refresh == 80
+
+
 def test_moving_average_of_g_ramps_up_then_decays():
     t = Trainer(cfg2d(**{"train.ema": 0.99, "model.g_width": 8, "model.d_width": 8}))
     g, ema = next(t.G.parameters()), next(t.G_ema.parameters())

@@ -228,18 +228,21 @@ class Trainer:
                 raise TrainingDiverged(f"the loss is NaN/inf at step {bad}", bad)
 
         while self.step < t.steps and not stop:
+            # A refresh due at step s runs just before step s + 1, so none follows the last step:
+            # the final snapshot scores G under the partition it trained with. (`last_refresh` keeps
+            # a checkpoint written after a refresh, by older versions, from refreshing twice.)
+            if self.step > 0 and self.last_refresh != self.step and self.partition.due(self.step):
+                check()
+                info = self.partition.refresh(self, self.step)
+                self.last_refresh = self.step
+                self._log_event({"event": "refresh", **info})
+                self._record_modes()
             losses = self.train_step()
             finite = torch.stack([v.isfinite() for v in losses.values()]).all()
             first_bad = torch.where(finite | (first_bad >= 0), first_bad, self.step)
             for key, value in losses.items():
                 sums[key] = sums[key] + value
             bar.update(1)
-            if self.partition.due(self.step):
-                check()
-                info = self.partition.refresh(self, self.step)
-                self.last_refresh = self.step
-                self._log_event({"event": "refresh", **info})
-                self._record_modes()
             if self.step % t.log_every == 0 or self.step == t.steps:
                 check()
                 now = time.perf_counter()
