@@ -75,6 +75,11 @@ def test_moving_average_of_g_ramps_up_then_decays():
     t.step = 10_000
     t._update_ema()  # beta = train.ema
     assert torch.allclose(ema, torch.full_like(ema, 0.9 * 0.99 + 0.01))
+    t.last_refresh = 10_000  # a refresh re-labelled the data: the ramp starts again
+    with torch.no_grad():
+        ema.fill_(0.0)
+    t._update_ema()
+    assert torch.allclose(ema, torch.full_like(ema, 0.9))
     assert not t.G_ema.training and not any(p.requires_grad for p in t.G_ema.parameters())
 
 

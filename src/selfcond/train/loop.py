@@ -140,10 +140,12 @@ class Trainer:
 
     @torch.no_grad()
     def _update_ema(self) -> None:
-        # Ramp-up: the average spans about the last ninth of the steps so far (up to 1 / (1 - ema)),
-        # so a short run samples a trained generator, not its initialisation. BatchNorm statistics
-        # are G's own.
-        beta = min(self.cfg.train.ema, (1 + self.step) / (10 + self.step))
+        # Ramp-up: the average spans about the last ninth of the steps since the partition last
+        # changed (up to 1 / (1 - ema)). It restarts at each refresh because a refresh re-labels
+        # the data and G moves to the new labels: an average across that change lands between
+        # modes (2D ring, docs/RESULTS.md). BatchNorm statistics are G's own.
+        s = self.step - self.last_refresh
+        beta = min(self.cfg.train.ema, (1 + s) / (10 + s))
         torch._foreach_lerp_(list(self.G_ema.parameters()), list(self.G.parameters()), 1.0 - beta)
         torch._foreach_copy_(list(self.G_ema.buffers()), list(self.G.buffers()))
 
