@@ -18,6 +18,16 @@ def test_mode_stats_uniform_and_collapsed():
     assert half["modes"] == 2 and half["rkl"] == pytest.approx(math.log(500))
 
 
+def test_rkl_digits_splits_the_kl_into_channel_shares():
+    # Channel 0 always shows 3, the others are uniform and independent: all the KL is channel 0's.
+    one_digit = torch.tensor([300 + 10 * g + b for g in range(10) for b in range(10)])
+    s = mode_stats(one_digit)
+    assert s["rkl"] == pytest.approx(math.log(10)) and s["rkl_digits"] == pytest.approx(math.log(10))
+    # Every channel uniform, but only the 10 triples (d, d, d): the KL is all in the combination.
+    diagonal = mode_stats(torch.tensor([111 * d for d in range(10)]))
+    assert diagonal["rkl"] == pytest.approx(math.log(100)) and diagonal["rkl_digits"] == pytest.approx(0.0)
+
+
 class MeanDigit(nn.Module):
     """A stand-in classifier: digit = round(mean pixel value mapped from [-1, 1] to 0..9)."""
 

@@ -19,7 +19,7 @@ def trial(job: dict) -> dict:
     return {"bench": "stacked-mnist", **rec,
             "images_per_s": round(job["steps"] * trainer.cfg.train.batch / trainer.seconds, 1)
             if trainer.seconds else None,
-            "modes": m["modes"], "rkl": m["rkl"], "rkl_log10": m["rkl_log10"],
+            "modes": m["modes"], "rkl": m["rkl"], "rkl_log10": m["rkl_log10"], "rkl_digits": m["rkl_digits"],
             "classifier_accuracy": m["classifier_accuracy"], "samples": trainer.cfg.train.eval_samples}
 
 

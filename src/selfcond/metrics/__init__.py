@@ -1,7 +1,7 @@
 """The metric registry: metric groups keyed by name, each computing one or more keys of DESIGN.md.
 
     modes2d   modes, hq, rkl                          2D mixtures (50,000 samples)
-    stacked   modes, rkl, rkl_log10                   Stacked MNIST (MNIST classifier per channel)
+    stacked   modes, rkl, rkl_log10, rkl_digits       Stacked MNIST (MNIST classifier per channel)
     clusters  purity, nmi, ari, k_found, purity_top   modes of real images vs true labels
     fid_cls   fid_cls                                 Fréchet distance on the data's own classifier
     fid       fid                                     standard FID, when $SELFCOND_INCEPTION names
@@ -99,7 +99,7 @@ def _has_inception(t) -> bool:
 
 METRICS = {m.name: m for m in (
     Metric("modes2d", ("modes", "hq", "rkl"), _is_toy, _modes2d),
-    Metric("stacked", ("modes", "rkl", "rkl_log10"), lambda t: t.cfg.data.name == "stacked-mnist", _stacked),
+    Metric("stacked", ("modes", "rkl", "rkl_log10", "rkl_digits"), lambda t: t.cfg.data.name == "stacked-mnist", _stacked),
     Metric("clusters", ("purity", "nmi", "ari", "k_found", "purity_top"),
            lambda t: _has_labels(t) and getattr(t.partition, "table", None) is not None, _clusters),
     Metric("fid_cls", ("fid_cls",), lambda t: _has_labels(t) and t.cfg.data.name != "stacked-mnist",

@@ -19,10 +19,23 @@ def stacked_labels(classifier, x: torch.Tensor) -> torch.Tensor:
     return (digits * weights).sum(1)
 
 
-def mode_stats(labels: torch.Tensor, num_modes: int = 1000) -> dict:
-    """labels (n,) -> modes covered and reverse KL to the uniform distribution (nats and log10)."""
-    p = torch.bincount(labels.long().cpu(), minlength=num_modes).double()
-    p = p / p.sum()
+def _rkl(counts: torch.Tensor) -> float:
+    p = counts.double() / counts.sum()
     nz = p[p > 0]
-    rkl = float((nz * (nz * num_modes).log()).sum())
-    return {"modes": int((p > 0).sum()), "rkl": rkl, "rkl_log10": rkl / math.log(10)}
+    return float((nz * (nz * len(p)).log()).sum())
+
+
+def mode_stats(labels: torch.Tensor, num_modes: int = 1000) -> dict:
+    """labels (n,) -> modes covered and reverse KL to the uniform distribution (nats and log10).
+
+    rkl_digits: the sum over the three channels of the reverse KL of that channel's digit shares
+    to uniform. It is the whole reverse KL when the channels are independent, so it says how much
+    of the KL is digits drawn too often or too rarely in one channel, and the rest is how they are
+    combined."""
+    labels = labels.long().cpu()
+    counts = torch.bincount(labels, minlength=num_modes)
+    rkl = _rkl(counts)
+    out = {"modes": int((counts > 0).sum()), "rkl": rkl, "rkl_log10": rkl / math.log(10)}
+    if num_modes == 1000:
+        out["rkl_digits"] = sum(_rkl(torch.bincount(labels // 10 ** c % 10, minlength=10)) for c in range(3))
+    return out
