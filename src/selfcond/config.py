@@ -89,7 +89,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # torch CPU threads; 0 = torch's default
     deterministic: bool = True  # CUDA: deterministic cuDNN kernels, so a resume continues bit for bit
-    ema: float = 0.0  # per-step decay of a moving average of G that samples and is scored (0 = G itself)
+    ema: float = 0.999  # per-step decay of a moving average of G that samples and is scored (0 = G itself)
     snapshot_every: int = 1000  # steps between sample plots and checkpoints
     log_every: int = 100  # steps between lines in stats.jsonl
     eval_samples: int = 50000  # samples for the metrics computed at snapshots

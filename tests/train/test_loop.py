@@ -86,7 +86,7 @@ def test_moving_average_of_g_ramps_up_then_decays():
 def test_samples_come_from_the_moving_average_and_from_g_without_it():
     small = {"train.steps": 30, "model.g_width": 16, "model.d_width": 16, "method.k": 5,
              "method.cluster_samples": 200}
-    with_avg, without = Trainer(cfg2d(**small, **{"train.ema": 0.9})), Trainer(cfg2d(**small))
+    with_avg, without = Trainer(cfg2d(**small, **{"train.ema": 0.9})), Trainer(cfg2d(**small, **{"train.ema": 0}))
     for t in (with_avg, without):
         t.train(progress=False)
     assert without.G_ema is None and without.g_eval is without.G

@@ -80,9 +80,8 @@ class Trainer:
         # spend a sixth of each step in the optimiser.
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=t.lr, betas=tuple(t.betas), fused=True)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=t.lr, betas=tuple(t.betas), fused=True)
-        # With train.ema > 0, G's exponential moving average samples, snapshots and is scored;
-        # training still uses G. Opt-in: on the 2D grid it lifts high-quality samples from 61% to
-        # 92%, but on the ring it cost one of four trials (docs/RESULTS.md).
+        # With train.ema > 0 (the default), G's exponential moving average samples, snapshots and
+        # is scored; training still uses G (docs/RESULTS.md: 2D grid 61% -> 95% high quality).
         self.G_ema = None if t.ema == 0 else copy.deepcopy(self.G).eval().requires_grad_(False)
         self.partition.bind(self)
         self.step = 0
