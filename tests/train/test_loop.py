@@ -158,6 +158,15 @@ def test_tiny_image_run_writes_grids_modes_and_a_checkpoint(tmp_path):
     assert 0.1 <= m["purity"] <= 1 and m["k_found"] >= 1
 
 
+def test_modes_history_has_every_refresh_even_on_a_snapshot_step(tmp_path):
+    # Re-clustering at 5, 10, 15; snapshots at 10 and 20: step 10 is recorded as trained, then refreshed.
+    t = start_run(tiny_digits(**{"train.steps": 20}), tmp_path)
+    t.train(progress=False)
+    history = [json.loads(line) for line in (t.run_dir / "modes.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in history] == [5, 10, 10, 15, 20]
+    assert history[-1]["counts"] == t.partition.counts.tolist()
+
+
 @pytest.mark.parametrize("method", ["scgan", "micgan"])
 def test_tiny_image_run_resumes_bit_for_bit(tmp_path, method):
     over = {"method.name": method, "method.k": 4, "method.init_steps": 5, "method.epoch_steps": 5,

@@ -237,7 +237,7 @@ class Trainer:
                 info = self.partition.refresh(self, self.step)
                 self.last_refresh = self.step
                 self._log_event({"event": "refresh", **info})
-                self._record_modes()
+                self._record_modes(refreshed=True)
             losses = self.train_step()
             finite = torch.stack([v.isfinite() for v in losses.values()]).all()
             first_bad = torch.where(finite | (first_bad >= 0), first_bad, self.step)
@@ -370,9 +370,14 @@ class Trainer:
                 reals[r, :len(idx)] = self.dataset.images(idx, "cpu")
             io.atomic_write(self.run_dir / "reals.png", mode_grid_png(reals, names))
 
-    def _record_modes(self) -> dict | None:
-        """modes.json: the partition now; modes.jsonl: its history (after every refresh and snapshot)."""
-        if self.run_dir is None or not self.partition.conditional or self._modes_step == self.step:
+    def _record_modes(self, refreshed: bool = False) -> dict | None:
+        """modes.json: the partition now; modes.jsonl: its history (after every refresh and snapshot).
+
+        A snapshot at step s comes before the refresh due at s, so that step can hold two records:
+        the partition G trained with, then the refreshed one."""
+        if self.run_dir is None or not self.partition.conditional:
+            return None
+        if self._modes_step == self.step and not refreshed:
             return None
         info = self.modes_info()
         io.atomic_write(self.run_dir / "modes.json", json.dumps(info) + "\n")
