@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from selfcond import config as cfgmod
+from selfcond import nets
 from selfcond.errors import UserError
 from selfcond.train import io
 
@@ -90,11 +91,8 @@ class Model:
         else:
             y = torch.zeros(len(seeds), dtype=torch.long)
         cond = y if weights is None else weights.to(torch.float32)
-        g = t.g_eval  # G's moving average, as sampling in training uses
-        was = g.training
-        g.eval()
-        x = g(z.to(t.device), cond.to(t.device)).cpu()
-        g.train(was)
+        with nets.eval_mode(t.g_eval) as g:  # G's moving average, as sampling in training uses
+            x = g(z.to(t.device), cond.to(t.device)).cpu()
         return x, y
 
     def interpolate(self, modes: list[int], steps: int = 8, seed: int = 0, rows: int = 4) -> torch.Tensor:

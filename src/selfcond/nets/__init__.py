@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from selfcond.errors import UserError
 from selfcond.nets.dcgan import DCGANDiscriminator, DCGANEncoder, DCGANGenerator
 from selfcond.nets.mlp import MLPDiscriminator, MLPEncoder, MLPGenerator
+
+
+@contextlib.contextmanager
+def eval_mode(net):
+    """`net` in eval mode inside the block (BatchNorm uses, and keeps, its running statistics),
+    then back in the mode it was in."""
+    was = net.training
+    net.eval()
+    try:
+        yield net
+    finally:
+        net.train(was)
 
 
 def arch_for(cfg, dataset) -> str:

@@ -104,19 +104,18 @@ class CRPPartition(Partition):
         """q_steps of Q on G's samples: ||Q(G(z, k)) - mean_k||^2 with k drawn from π."""
         b, gen, total = trainer.cfg.train.batch, self.generator, 0.0
         means = self.gmm.means.to(torch.float32)
-        was = trainer.G.training
-        trainer.G.eval()  # as G generates at sampling time; its BatchNorm statistics stay untouched
-        for _ in range(self.m.q_steps):
-            y = self.sample(b, gen)
-            z = torch.randn(b, trainer.cfg.model.z_dim, generator=gen, device=self.device)
-            with torch.no_grad():
-                x = trainer.G(z, y)
-            loss = (self.Q(x) - means[y]).pow(2).sum(1).mean()
-            self.opt_q.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt_q.step()
-            total += float(loss.detach())
-        trainer.G.train(was)
+        # G in eval mode, as it generates at sampling time; its BatchNorm statistics stay untouched.
+        with nets.eval_mode(trainer.G) as g:
+            for _ in range(self.m.q_steps):
+                y = self.sample(b, gen)
+                z = torch.randn(b, trainer.cfg.model.z_dim, generator=gen, device=self.device)
+                with torch.no_grad():
+                    x = g(z, y)
+                loss = (self.Q(x) - means[y]).pow(2).sum(1).mean()
+                self.opt_q.zero_grad(set_to_none=True)
+                loss.backward()
+                self.opt_q.step()
+                total += float(loss.detach())
         return total / self.m.q_steps
 
     @torch.no_grad()

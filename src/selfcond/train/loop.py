@@ -271,15 +271,12 @@ class Trainer:
                chunk: int = 10000) -> tuple[torch.Tensor, torch.Tensor]:
         """n samples from G's moving average (G when train.ema = 0) in eval mode: (x (n, *shape),
         conditions (n,)). Conditions are drawn from π unless given as `y` (n,)."""
-        g = self.g_eval
-        was_training = g.training
-        g.eval()
         if y is None:
             y = self.partition.sample(n, generator)
         y = y.to(self.device)
         z = torch.randn(n, self.cfg.model.z_dim, generator=generator, device=self.device)
-        x = torch.cat([g(z[i:i + chunk], y[i:i + chunk]) for i in range(0, n, chunk)])
-        g.train(was_training)
+        with nets.eval_mode(self.g_eval) as g:
+            x = torch.cat([g(z[i:i + chunk], y[i:i + chunk]) for i in range(0, n, chunk)])
         return x, y
 
     def eval_generator(self, offset: int = 1) -> torch.Generator:
