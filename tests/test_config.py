@@ -50,6 +50,7 @@ def test_yaml_round_trip(tmp_path):
     ({"train": {"device": "tpu"}}, "train.device must be"),
     ({"data": {"name": "grid"}, "method": {"name": "scgan"}, "model": {"pack": 2}}, "only works with an unconditional"),
     ({"train": {"ema": 1.0}}, "train.ema must be in [0, 1)"),
+    ({"method": {"gibbs_block": -1}}, "method.gibbs_block must be >= 0 (0 = N / 16)"),
     ({"train": "fast"}, "train must be a mapping"),
 ])
 def test_bad_values_are_one_clear_line(user, message):

@@ -359,7 +359,8 @@ def bench_clusters(datasets, methods, k, trials, steps, data_dirs, seed, jobs, s
 @click.option("--d", type=int, default=15, show_default=True)
 @click.option("--k", type=int, default=15, show_default=True)
 @click.option("--sweeps", type=int, default=3, show_default=True)
-@click.option("--block", type=int, default=1024, show_default=True)
+@click.option("--block", type=click.IntRange(min=0), default=0, show_default=True,
+              help="points per block of our fast sweep; 0 = the library default, n / 16")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, default=1, show_default=True)
 @click.option("--device", default="cpu", show_default=True,

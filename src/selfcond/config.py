@@ -74,7 +74,7 @@ class MethodConfig:
     q_steps: int = 200  # encoder steps per epoch
     q_lr: float = 2e-4
     gibbs_sweeps: int = 3
-    gibbs_block: int = 1024  # points sampled together in a sweep (1 = exact sequential Gibbs)
+    gibbs_block: int = 0  # points sampled together in a sweep: 0 = N / 16, 1 = exact sequential Gibbs
     embed_var: float = 0.1  # initial covariance of every mode's Gaussian, and the NIW prior's
 
 
@@ -280,8 +280,9 @@ def validate(cfg: Config) -> None:
     need(m.alpha > 0, f"method.alpha must be > 0, got {m.alpha}")
     for key in ("init_steps", "epoch_steps", "sample_epochs"):
         need(getattr(m, key) >= 0, f"method.{key} must be >= 0, got {getattr(m, key)}")
-    for key in ("q_steps", "gibbs_sweeps", "gibbs_block"):
+    for key in ("q_steps", "gibbs_sweeps"):
         need(getattr(m, key) >= 1, f"method.{key} must be >= 1, got {getattr(m, key)}")
+    need(m.gibbs_block >= 0, f"method.gibbs_block must be >= 0 (0 = N / 16), got {m.gibbs_block}")
     need(m.q_lr > 0 and m.embed_var > 0, "method.q_lr and method.embed_var must be > 0")
     need(cfg.model.arch in ("auto", "mlp", "dcgan"), f"model.arch must be auto, mlp or dcgan, got {cfg.model.arch!r}")
     need(cfg.model.g_cond in ("concat", "add"), f"model.g_cond must be concat or add, got {cfg.model.g_cond!r}")

@@ -9,6 +9,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from selfcond.cluster.crp import (
     NIWPrior,
+    block_size,
     gibbs,
     log_joint,
     log_predictive,
@@ -184,6 +185,18 @@ def test_recovers_well_separated_mixture_from_random_start(exact, block):
     z = gibbs(x, z0, 10, 1.0, p, sweeps=30, generator=gen(2), block=block, exact=exact)
     assert live(z, 10) == 4
     assert adjusted_rand_score(y, z) > 0.99
+
+
+def test_default_block_is_a_sixteenth_of_the_data():
+    # The block's error grows with block / N, so the default is a share of N, not a count.
+    assert [block_size(n) for n in (1, 16, 17, 10_000, 60_000)] == [1, 1, 2, 625, 3750]
+    assert block_size(60_000, 4096) == 4096 and block_size(60_000, 10**6) == 7500  # cap N / 8
+    x, y = blobs(320, [[0, 0], [3, 0], [0, 3]], 0.3)
+    p = NIWPrior.isotropic(2, var=0.1, nu0=14.0)
+    z0 = torch.randint(0, 6, y.shape, generator=gen(1))
+    auto = gibbs(x, z0, 6, 1.0, p, sweeps=2, generator=gen(3))
+    assert torch.equal(auto, gibbs(x, z0, 6, 1.0, p, sweeps=2, generator=gen(3), block=20))
+    assert not torch.equal(auto, gibbs(x, z0, 6, 1.0, p, sweeps=2, generator=gen(3), block=40))
 
 
 @pytest.mark.parametrize("exact", [True, False])

@@ -3,8 +3,8 @@
 The Gibbs step on ``n`` embeddings of dimension ``d`` with ``k`` slots, ``sweeps`` sweeps, timed in
 one process on the same embeddings:
 
-* ours, fast sweep: :func:`selfcond.cluster.crp.gibbs` in blocks of ``block`` points (1024,
-  the library default), the median of ``repeats`` timed runs;
+* ours, fast sweep: :func:`selfcond.cluster.crp.gibbs` in blocks of ``block`` points (0 = the
+  library default, n / 16), the median of ``repeats`` timed runs;
 * ours, exact: the same with ``exact=True`` (sequential, point by point);
 * published: :func:`published_loop`, a faithful re-implementation of the published MIC-GANs
   code (yinghdb/MICGANs, ``clusterers/crp_clusterer.py``: ``CRPClusterer.crp`` computes the
@@ -26,7 +26,7 @@ component of each point is kept to score agreement (purity, NMI, ARI).
 Our samplers run on ``device`` (the embeddings already there, as in training, where Q embeds on
 the training device); the published loop runs on the CPU, as the original does (NumPy draws).
 
-Run: ``selfcond bench gibbs [--n 60000 --d 15 --k 15 --sweeps 3 --threads 1 --block 1024
+Run: ``selfcond bench gibbs [--n 60000 --d 15 --k 15 --sweeps 3 --threads 1 --block 0
 --device cpu --repeats 5] [--json out.json]``.
 """
 
@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from selfcond.bench.common import synchronize
-from selfcond.cluster.crp import NIWPrior, gibbs, log_joint
+from selfcond.cluster.crp import NIWPrior, block_size, gibbs, log_joint
 from selfcond.cluster.gmm import GaussianMixture
 from selfcond.metrics.clusters import cluster_scores
 
@@ -143,7 +143,7 @@ def run_gibbs_speed(
     threads: Optional[int] = 1,
     alpha: float = 1.0,
     loop_points: Optional[int] = None,
-    block: int = 1024,
+    block: int = 0,
     device: str = "cpu",
     repeats: int = 5,
 ) -> dict:
@@ -191,7 +191,7 @@ def run_gibbs_speed(
     return {
         "bench": "gibbs_speed",
         "n": int(n), "d": int(d), "k": int(k), "sweeps": int(sweeps), "seed": int(seed),
-        "alpha": float(alpha), "block": int(block), "device": str(dev),
+        "alpha": float(alpha), "block": block_size(n, block), "device": str(dev),
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
         "prior": {"var": 0.1, "kappa0": prior.kappa0, "nu0": prior.nu0},
         "fast_seconds": round(fast_s, 4),

@@ -49,8 +49,9 @@ Two samplers (:func:`gibbs`):
   added back with their new labels. Within a block points do not see each other's moves: an
   approximation of the kind of asynchronous / parallel Gibbs, whose error shrinks as
   block / N shrinks; block=1 is exactly the sequential sampler (same draws, same result). The
-  block is capped at ceil(N / 8), so every point is drawn given at least 7/8 of the data (a
-  block holding all points would see only the prior). On a GPU, larger blocks pay.
+  default block is N / 16 and any block is capped at ceil(N / 8), so every point is drawn given
+  at least 7/8 of the data (a block holding all points would see only the prior). Larger
+  blocks pay, on a GPU most (:func:`block_size`).
   The per-point work is one matrix product: each point's features [1, x, upper triangle of
   x x'] against each slot's packed quadratic form, in float64 on data centred on their mean.
 
@@ -81,6 +82,7 @@ __all__ = [
     "log_marginal",
     "log_joint",
     "gibbs",
+    "block_size",
 ]
 
 EPS = 1e-6  # covariance floor added to every NIW scale matrix (see module docstring)
@@ -398,7 +400,7 @@ def gibbs(
     prior: NIWPrior,
     sweeps: int = 1,
     generator: Optional[torch.Generator] = None,
-    block: int = 1024,
+    block: int = 0,
     exact: bool = False,
     fixed_loglik: Optional[Tensor] = None,
 ) -> Tensor:
@@ -412,8 +414,8 @@ def gibbs(
         sweeps: passes over all points, each in a fresh random order.
         generator: all randomness (a random order and one uniform per point per sweep);
             None uses a fixed seed. The same seed gives the same result on a device.
-        block: points sampled at once in the fast sweep (1 = exact semantics); at most
-            ceil(N / 8) are used.
+        block: points sampled at once in the fast sweep (1 = exact semantics); 0 (the default)
+            = ceil(N / 16), see :func:`block_size`; at most ceil(N / 8) are used.
         exact: sequential point-by-point sampler instead (see module docstring).
         fixed_loglik: (N, K) log N(x_i | mu_k, Sigma_k) under Gaussians fitted before this call
             (MIC-GANs' step (c)). Slots occupied at the start then use these fixed Gaussians
@@ -428,8 +430,8 @@ def gibbs(
     x, z = _check_xz(x, z, K)
     if not alpha > 0:
         raise ValueError(f"alpha must be > 0, got {alpha}")
-    if int(block) < 1:
-        raise ValueError(f"block must be >= 1, got {block}")
+    if int(block) < 0:
+        raise ValueError(f"block must be >= 0 (0 = N / 16), got {block}")
     if prior.dim != x.shape[1]:
         raise ValueError(f"prior has D={prior.dim} but x has D={x.shape[1]}")
     dev = x.device
@@ -463,8 +465,7 @@ def gibbs(
                          perm.cpu().numpy(), u.cpu().numpy())
         return zs.to(dev)
 
-    # Every block must see most of the data: at most ceil(N / 8) points (see docstring).
-    block = max(1, min(int(block), -(-n_pts // 8)))
+    block = block_size(n_pts, block)
     if fixed_loglik is not None:
         fixed_loglik = fixed_loglik.to(device=dev, dtype=_F64)
     # Inference mode: no autograd bookkeeping on the many small per-block operations (~10%
@@ -472,6 +473,19 @@ def gibbs(
     with torch.inference_mode():
         z = _fast_sweeps(xc, z, K, float(alpha), consts, int(sweeps), draws, block, fixed_loglik)
     return z.clone()
+
+
+def block_size(n: int, block: int = 0) -> int:
+    """The block the fast sweep uses on n points: ``block``, or ceil(n / 16) for 0, capped at
+    ceil(n / 8) so that every block sees most of the data (a block of all points would see only
+    the prior).
+
+    The block's error grows with block / n, not with the block itself, so the default is a share
+    of the data: at 1/16 and 1/8 the chains were within the exact sampler's chain-to-chain spread
+    (docs/RESULTS.md, `bench gibbs-blocks`), and fewer, larger blocks are what makes the sweep
+    fast (each block is a fixed handful of operations; on a GPU almost nothing else)."""
+    cap = -(-n // 8)
+    return max(1, min(int(block) if block else -(-n // 16), cap))
 
 
 def _fast_sweeps(xc: Tensor, z: Tensor, K: int, alpha: float, consts: _Consts, sweeps: int,
