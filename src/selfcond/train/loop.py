@@ -83,6 +83,9 @@ class Trainer:
         # With train.ema > 0 (the default), G's exponential moving average samples, snapshots and
         # is scored; training still uses G (docs/RESULTS.md: 2D grid 61% -> 95% high quality).
         self.G_ema = None if t.ema == 0 else copy.deepcopy(self.G).eval().requires_grad_(False)
+        if self.G_ema is not None:  # loading a state copies into these same tensors
+            self._ema_pairs = ([list(n.parameters()) for n in (self.G_ema, self.G)],
+                               [list(n.buffers()) for n in (self.G_ema, self.G)])
         self.partition.bind(self)
         self.step = 0
         self.last_refresh = 0  # step of the partition's last refresh (0: its start)
@@ -145,8 +148,9 @@ class Trainer:
         # modes (2D ring, docs/RESULTS.md). BatchNorm statistics are G's own.
         s = self.step - self.last_refresh
         beta = min(self.cfg.train.ema, (1 + s) / (10 + s))
-        torch._foreach_lerp_(list(self.G_ema.parameters()), list(self.G.parameters()), 1.0 - beta)
-        torch._foreach_copy_(list(self.G_ema.buffers()), list(self.G.buffers()))
+        (avg, live), (avg_buf, live_buf) = self._ema_pairs
+        torch._foreach_lerp_(avg, live, 1.0 - beta)
+        torch._foreach_copy_(avg_buf, live_buf)
 
     # --- the loop ---------------------------------------------------------------------------------
 
