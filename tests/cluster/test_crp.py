@@ -189,8 +189,10 @@ def test_recovers_well_separated_mixture_from_random_start(exact, block):
 
 def test_default_block_is_a_sixteenth_of_the_data():
     # The block's error grows with block / N, so the default is a share of N, not a count.
-    assert [block_size(n) for n in (1, 16, 17, 10_000, 60_000)] == [1, 1, 2, 625, 3750]
-    assert block_size(60_000, 4096) == 4096 and block_size(60_000, 10**6) == 7500  # cap N / 8
+    assert [block_size(n, 15) for n in (1, 16, 17, 10_000, 60_000)] == [1, 1, 2, 625, 3750]
+    assert block_size(60_000, 15, 4096) == 4096 and block_size(60_000, 15, 10**6) == 7500  # cap N / 8
+    # Memory bounds the default: 64 MiB of packed features (1,326 per point at D = 50).
+    assert block_size(10**6, 50) == (1 << 23) // 1326 and block_size(10**6, 500) == 1024
     x, y = blobs(320, [[0, 0], [3, 0], [0, 3]], 0.3)
     p = NIWPrior.isotropic(2, var=0.1, nu0=14.0)
     z0 = torch.randint(0, 6, y.shape, generator=gen(1))

@@ -191,7 +191,7 @@ def run_gibbs_speed(
     return {
         "bench": "gibbs_speed",
         "n": int(n), "d": int(d), "k": int(k), "sweeps": int(sweeps), "seed": int(seed),
-        "alpha": float(alpha), "block": block_size(n, block), "device": str(dev),
+        "alpha": float(alpha), "block": block_size(n, d, block), "device": str(dev),
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
         "prior": {"var": 0.1, "kappa0": prior.kappa0, "nu0": prior.nu0},
         "fast_seconds": round(fast_s, 4),

@@ -88,6 +88,7 @@ __all__ = [
 EPS = 1e-6  # covariance floor added to every NIW scale matrix (see module docstring)
 _F64 = torch.float64
 _CHUNK_FLOATS = 1 << 19  # stats in chunks of <= 4 MiB of features (cache-sized)
+_BLOCK_FLOATS = 1 << 23  # the default block's features: <= 64 MiB
 
 
 @dataclass
@@ -465,7 +466,7 @@ def gibbs(
                          perm.cpu().numpy(), u.cpu().numpy())
         return zs.to(dev)
 
-    block = block_size(n_pts, block)
+    block = block_size(n_pts, d, block)
     if fixed_loglik is not None:
         fixed_loglik = fixed_loglik.to(device=dev, dtype=_F64)
     # Inference mode: no autograd bookkeeping on the many small per-block operations (~10%
@@ -475,8 +476,9 @@ def gibbs(
     return z.clone()
 
 
-def block_size(n: int, block: int = 0) -> int:
-    """The block the fast sweep uses on n points: ``block``, or ceil(n / 16) for 0, capped at
+def block_size(n: int, d: int, block: int = 0) -> int:
+    """The block the fast sweep uses on n points of dimension d: ``block``, or for 0 ceil(n / 16)
+    (at most 64 MiB of the block's packed float64 features, at least 1,024 points); capped at
     ceil(n / 8) so that every block sees most of the data (a block of all points would see only
     the prior).
 
@@ -484,8 +486,10 @@ def block_size(n: int, block: int = 0) -> int:
     of the data: at 1/16 and 1/8 the chains were within the exact sampler's chain-to-chain spread
     (docs/RESULTS.md, `bench gibbs-blocks`), and fewer, larger blocks are what makes the sweep
     fast (each block is a fixed handful of operations; on a GPU almost nothing else)."""
-    cap = -(-n // 8)
-    return max(1, min(int(block) if block else -(-n // 16), cap))
+    if not block:
+        p = 1 + d + d * (d + 1) // 2  # packed features per point
+        block = min(-(-n // 16), max(1024, _BLOCK_FLOATS // p))
+    return max(1, min(int(block), -(-n // 8)))
 
 
 def _fast_sweeps(xc: Tensor, z: Tensor, K: int, alpha: float, consts: _Consts, sweeps: int,
