@@ -74,7 +74,7 @@ class MethodConfig:
     q_steps: int = 200  # encoder steps per epoch
     q_lr: float = 2e-4
     gibbs_sweeps: int = 3
-    gibbs_block: int = 0  # points sampled together in a sweep: 0 = N / 16, 1 = exact sequential Gibbs
+    gibbs_block: int = 0  # points sampled together: 0 = N / 16 (cluster.crp.block_size), 1 = exact Gibbs
     embed_var: float = 0.1  # initial covariance of every mode's Gaussian, and the NIW prior's
 
 
