@@ -158,13 +158,18 @@ def _sym(d: int, device: str) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     return iu[0], iu[1], pos.view(-1), 2.0 - (iu[0] == iu[1]).to(_F64), iu[0] * d + iu[1]
 
 
+def _n_feats(d: int) -> int:
+    """Packed statistics / features per point in dimension d: [1, x, upper triangle of x x^T]."""
+    return 1 + d + d * (d + 1) // 2
+
+
 def _qfeats(x: Tensor, out: Optional[Tensor] = None) -> Tensor:
     """(B, D) float64 -> (B, 1 + D + D(D+1)/2) rows [1, x, upper triangle of x x^T].
 
     Summed per slot they are the statistics [n, s, S]; dotted with a slot's packed quadratic
     form they give every point's Mahalanobis distance in one matrix product."""
     b, d = x.shape
-    f = x.new_empty(b, 1 + d + d * (d + 1) // 2) if out is None else out
+    f = x.new_empty(b, _n_feats(d)) if out is None else out
     f[:, 0] = 1.0
     f[:, 1 : 1 + d] = x
     o = 1 + d
@@ -197,7 +202,7 @@ def _slot_sums(z: Tensor, f: Tensor, k: int) -> Tensor:
 def _stats(x: Tensor, z: Tensor, k: int) -> Tensor:
     """(K, 1 + D + D(D+1)/2) float64 packed sums [n, s, S] per slot; index_add over chunks."""
     n, d = x.shape
-    p = 1 + d + d * (d + 1) // 2
+    p = _n_feats(d)
     t = torch.zeros(k, p, dtype=_F64, device=x.device)
     step = max(1, _CHUNK_FLOATS // p)
     buf = torch.empty(min(n, step), p, dtype=_F64, device=x.device)
@@ -487,8 +492,7 @@ def block_size(n: int, d: int, block: int = 0) -> int:
     (docs/RESULTS.md, `bench gibbs-blocks`), and fewer, larger blocks are what makes the sweep
     fast (each block is a fixed handful of operations; on a GPU almost nothing else)."""
     if not block:
-        p = 1 + d + d * (d + 1) // 2  # packed features per point
-        block = min(-(-n // 16), max(1024, _BLOCK_FLOATS // p))
+        block = min(-(-n // 16), max(1024, _BLOCK_FLOATS // _n_feats(d)))
     return max(1, min(int(block), -(-n // 8)))
 
 
@@ -497,7 +501,7 @@ def _fast_sweeps(xc: Tensor, z: Tensor, K: int, alpha: float, consts: _Consts, s
     """The block sampler of :func:`gibbs` on centred float64 data xc (N, D); z (N,) is the start."""
     n_pts, d = xc.shape
     dev = xc.device
-    p = 1 + d + d * (d + 1) // 2  # packed statistics / features per point
+    p = _n_feats(d)
     chunk = block * max(1, _CHUNK_FLOATS // (block * p))  # features made for whole chunks
     fbuf = torch.empty(min(chunk, n_pts), p, dtype=_F64, device=dev)  # reused buffers
     xp = torch.empty_like(xc)
