@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+from sklearn.metrics import adjusted_rand_score
 
 import selfcond
 from selfcond.cluster.crp import NIWPrior, gibbs
@@ -64,15 +65,20 @@ def test_gpu_resume_continues_bit_for_bit(tmp_path, data, method):
 
 
 def test_gibbs_on_the_gpu_finds_the_true_number_of_modes():
-    g = torch.Generator(device="cuda").manual_seed(0)
-    centers = torch.tensor([[0.0, 0, 0], [5, 0, 0], [0, 5, 0], [0, 0, 5]], device="cuda")
-    y = torch.arange(4000, device="cuda") % 4
-    x = centers[y] + 0.3 * torch.randn(4000, 3, generator=g, device="cuda")
-    z = torch.zeros(4000, dtype=torch.long, device="cuda")
-    z = gibbs(x, z, 12, 1.0, NIWPrior.isotropic(3), sweeps=20, generator=g)
+    """The CPU test's problem (tests/cluster/test_crp.py) on the GPU, at the default block: from
+    a random start over 10 slots the chain keeps exactly the 4 true modes. (A start with every
+    point in one slot asks Gibbs to split a merged cluster, which it does slowly on any device:
+    on the CPU, 2 of 8 seeds split it within 20 sweeps, exact or blocked.)"""
+    c = torch.tensor([[0.0, 0], [3, 0], [0, 3], [3, 3]])
+    y = torch.arange(600) % 4
+    x = (c[y] + 0.1 * torch.randn(600, 2, generator=torch.Generator().manual_seed(0))).cuda()
+    z0 = torch.randint(10, (600,), generator=torch.Generator().manual_seed(1)).cuda()
+    g = torch.Generator(device="cuda").manual_seed(2)
+    z = gibbs(x, z0, 10, 1.0, NIWPrior.isotropic(2, var=0.1, nu0=14.0), sweeps=30, generator=g)
     assert z.is_cuda
-    counts = torch.bincount(z, minlength=12)
-    assert int((counts > 40).sum()) == 4, counts
+    counts = torch.bincount(z, minlength=10).cpu()
+    assert int((counts > 0).sum()) == 4, counts
+    assert adjusted_rand_score(y.numpy(), z.cpu().numpy()) > 0.99
 
 
 def test_a_cpu_run_continues_on_the_gpu_and_back(tmp_path):
