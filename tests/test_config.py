@@ -51,6 +51,8 @@ def test_yaml_round_trip(tmp_path):
     ({"data": {"name": "grid"}, "method": {"name": "scgan"}, "model": {"pack": 2}}, "only works with an unconditional"),
     ({"train": {"ema": 1.0}}, "train.ema must be in [0, 1)"),
     ({"method": {"gibbs_block": -1}}, "method.gibbs_block must be >= 0 (0 = N / 16)"),
+    ({"data": {"name": "mnist"}, "method": {"name": "micgan"}, "train": {"steps": 5000}},
+     "method.init_steps (7000) must be below train.steps (5000)"),
     ({"train": "fast"}, "train must be a mapping"),
 ])
 def test_bad_values_are_one_clear_line(user, message):
