@@ -27,6 +27,7 @@ def test_clusters_bench_on_digits():
     assert [(r["method"], r["trial"]) for r in recs] == [("scgan", 0), ("micgan", 0)]
     for r in recs:
         assert 0 < r["purity"] <= 1 and 0 < r["purity_top"] <= 1 and r["k_found"] >= 1 and r["fid_cls"] > 0
+        assert r["set"] == TINY  # the record says how the trial was configured
     table = clusters.markdown(recs)
     assert "| digits | micgan | 4 | 1 | 20 |" in table
 

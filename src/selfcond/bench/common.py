@@ -46,7 +46,8 @@ def run_trial(job: dict, metrics: list[str], n: int | None = None, classifier: b
     record = {"dataset": job["data"], "method": job["method"], "trial": job["trial"], "seed": job["seed"],
               "steps": job["steps"], "seconds": round(seconds, 1),
               "modes_alive": trainer.partition.summary()["modes_alive"],
-              "run": str(trainer.run_dir) if trainer.run_dir else None}
+              "run": str(trainer.run_dir) if trainer.run_dir else None,
+              "set": dict(job.get("set", {}))}  # the bench's --set overrides: the record says how it ran
     return record, trainer, m
 
 
