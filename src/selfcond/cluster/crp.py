@@ -505,7 +505,6 @@ def _fast_sweeps(xc: Tensor, z: Tensor, K: int, alpha: float, consts: _Consts, s
     chunk = block * max(1, _CHUNK_FLOATS // (block * p))  # features made for whole chunks
     fbuf = torch.empty(min(chunk, n_pts), p, dtype=_F64, device=dev)  # reused buffers
     xp = torch.empty_like(xc)
-    tri = torch.ones(K, K, dtype=_F64, device=dev).tril_()  # cumsum over slots as one product
     tab = _count_table(consts, d, n_pts, alpha, dev)
     t = _stats(xc, z, K)
     z = z.clone()
@@ -527,19 +526,19 @@ def _fast_sweeps(xc: Tensor, z: Tensor, K: int, alpha: float, consts: _Consts, s
                 if fixed is not None:  # a slot that empties loses its fitted Gaussian for good
                     fixed &= t[:, 0] > 0.5
                     lw = torch.where(fixed[:, None], q.lcnt[:, None] + flp[a : a + block].t(), lw)
-                znew = _sample(lw, u[a : a + block], tri)
+                znew = _sample(lw, u[a : a + block])
                 t.add_(_slot_sums(znew, fb, K))
                 zp[a : a + block] = znew
         z[perm] = zp
     return z
 
 
-def _sample(lw: Tensor, u: Tensor, tri: Tensor) -> Tensor:
-    """One draw per column of log weights lw (K, B), by inverse CDF with uniforms u (B,);
-    tri: (K, K) lower-triangular ones."""
-    cdf = torch.mm(tri, lw.sub_(lw.amax(0)).exp_())  # lw is overwritten
+def _sample(lw: Tensor, u: Tensor) -> Tensor:
+    """One draw per column of log weights lw (K, B), by inverse CDF with uniforms u (B,)."""
+    cdf = lw.sub_(lw.amax(0)).exp_().cumsum_(0)  # lw is overwritten
     # First slot whose cdf exceeds u * total: zero-weight slots (flat cdf) are never chosen.
-    return (cdf <= u * cdf[-1]).sum(0).clamp_(max=lw.shape[0] - 1)
+    # Compared in place (0./1. into cdf): no (K, B) bool tensor to allocate and widen.
+    return cdf.le_(u * cdf[-1]).sum(0).clamp_(max=lw.shape[0] - 1).long()
 
 
 def _exact_sweep(
