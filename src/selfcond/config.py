@@ -151,7 +151,7 @@ DATA_PRESETS = {
 METHOD_PRESETS = {
     "pacgan": {"model": {"pack": 2}},
     "mbd": {"model": {"mbd_kernels": 50, "mbd_dim": 5}},
-    # 10,000 steps: the budget its default schedule (MethodConfig) was measured at.
+    # 12,000 steps: the budget its default schedule (MethodConfig) was measured at.
     "micgan": {"model": {"g_cond": "add"}, "method": {"k": 20}, "train": {"r1": 10.0, "steps": 12000}},
 }
 
