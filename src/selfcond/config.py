@@ -70,7 +70,7 @@ class MethodConfig:
     # The schedule is the one measured in docs/RESULTS.md: a long initialization, so G is good
     # before Q learns to tell its modes apart (after 2,000 steps every round merged modes: MNIST
     # purity 0.45), then 5 rounds 1,000 steps apart: rounds 4-5 merge the two modes G keeps for
-    # most digits (MNIST k_found 18 -> 12.5, purity 0.90; Fashion-MNIST purity 0.649 -> 0.660).
+    # most digits (MNIST k_found 18 -> 12.3 at purity 0.91; Fashion-MNIST purity 0.649 -> 0.659).
     alpha: float = 1.0  # DP concentration: the total weight of opening a new mode
     init_steps: int = 7000  # initialization stage: D unconditional, G's conditions uniform
     epoch_steps: int = 1000
