@@ -328,8 +328,8 @@ def bench_stacked(methods, trials, steps, data_dir, seed, jobs, sets, out, json_
 @click.option("--methods", default="scgan,micgan", show_default=True)
 @click.option("--k", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--trials", type=click.IntRange(min=1), default=3, show_default=True)
-@click.option("--steps", type=click.IntRange(min=1), default=12000, show_default=True,
-              help="every method's budget (12,000: the whole MIC-GANs default schedule)")
+@click.option("--steps", type=click.IntRange(min=1), default=cfgmod.METHOD_PRESETS["micgan"]["train"]["steps"],
+              show_default=True, help="every method's budget (default: MIC-GANs' whole default schedule)")
 @click.option("--data-dir", "data_dirs", multiple=True, metavar="[NAME=]DIR",
               help="where a dataset's files are, e.g. mnist=/data/mnist (repeatable; a bare DIR applies to all)")
 @click.option("--seed", type=int, default=0, show_default=True, help="trial t uses seed + t")
