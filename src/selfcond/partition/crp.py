@@ -4,7 +4,8 @@ Adversarial Chinese Restaurant Process (Algorithm 1, with the supplement's initi
 - Initialization stage (`init_steps`): D uses its unconditional head; G's conditions are uniform over
   the K slots (π starts uniform), so every mode code learns to generate something.
 - Then, every `epoch_steps` steps for `sample_epochs` epochs (one ACRP round = `refresh`):
-  (b) train the encoder Q on G's samples of mode k to land on mode k's Gaussian mean;
+  (b) train the encoder Q on generated images of mode k (from G's moving average, the generator
+      that samples) to land on mode k's Gaussian mean;
   (c) embed every real image with Q and run collapsed Gibbs sweeps over their modes under a truncated
       DP (cluster/crp.py: α opens new modes, the chain warm-starts from the previous assignment);
   (d) refit the Gaussians from the assignment (cluster/gmm.py) and set π = counts / N.
@@ -101,11 +102,14 @@ class CRPPartition(Partition):
         return self.dataset  # embedded in chunks by `embed`
 
     def _train_q(self, trainer) -> float:
-        """q_steps of Q on G's samples: ||Q(G(z, k)) - mean_k||^2 with k drawn from π."""
+        """q_steps of Q on generated images: ||Q(G(z, k)) - mean_k||^2 with k drawn from π.
+
+        The images come from the generator that samples (G's moving average when train.ema > 0,
+        in eval mode): its modes are cleaner than the live G's, and an encoder trained on them
+        labels real images more purely (MNIST, docs/RESULTS.md session 9)."""
         b, gen, total = trainer.cfg.train.batch, self.generator, 0.0
         means = self.gmm.means.to(torch.float32)
-        # G in eval mode, as it generates at sampling time; its BatchNorm statistics stay untouched.
-        with nets.eval_mode(trainer.G) as g:
+        with nets.eval_mode(trainer.g_eval) as g:
             for _ in range(self.m.q_steps):
                 y = self.sample(b, gen)
                 z = torch.randn(b, trainer.cfg.model.z_dim, generator=gen, device=self.device)
