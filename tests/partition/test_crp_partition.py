@@ -12,8 +12,7 @@ def micgan_trainer(**over):
                              "method.cluster_samples": 500, "method.q_steps": 5, "train.threads": 1,
                              "model.g_width": 32, "model.d_width": 32, **over})
     t = Trainer(cfg)
-    t.partition.start(t)
-    t.started = True
+    t.start()
     return t
 
 

@@ -9,8 +9,7 @@ def small_trainer(**over):
                              "method.cluster_samples": 2000, "train.threads": 1,
                              "model.g_width": 32, "model.d_width": 32, **over})
     t = Trainer(cfg)
-    t.partition.start(t)
-    t.started = True
+    t.start()
     return t
 
 

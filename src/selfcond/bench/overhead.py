@@ -21,8 +21,7 @@ def run_overhead(data: str = "digits", steps: int = 200, snapshots: int = 5, thr
                              "model.g_width": 64, "model.d_width": 64, **(overrides or {})})
     with tempfile.TemporaryDirectory() as tmp:
         t = start_run(cfg, tmp)
-        t.partition.start(t)
-        t.started = True
+        t.start()
         for _ in range(20):  # warm-up
             t.train_step()
         start = time.perf_counter()

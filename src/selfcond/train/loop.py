@@ -154,11 +154,18 @@ class Trainer:
 
     # --- the loop ---------------------------------------------------------------------------------
 
+    def start(self) -> bool:
+        """The partition's first clustering (before any step), once: True if it ran now. `train`
+        calls it; so can callers that drive `train_step` themselves."""
+        if self.started:
+            return False
+        self.partition.start(self)
+        self.started = True
+        return True
+
     def train(self, progress: bool = True) -> None:
         """Train up to cfg.train.steps, logging, refreshing and snapshotting on schedule."""
-        if not self.started:
-            self.partition.start(self)
-            self.started = True
+        if self.start():
             self._log_event({"event": "start", **self.partition.summary()})
         # Ctrl-C and SIGTERM only set a flag: the loop stops at the next step boundary and saves a
         # checkpoint there, so the saved state is never that of half a step.
