@@ -22,7 +22,7 @@ def test_method_presets_and_image_defaults():
     # MIC-GANs: the schedule measured in docs/RESULTS.md, a long initialization then 7 rounds.
     mic = config.resolve({"data": {"name": "mnist"}, "method": {"name": "micgan"}})
     assert (mic.train.steps, mic.method.init_steps, mic.method.epoch_steps, mic.method.sample_epochs,
-            mic.train.r1, mic.model.g_cond) == (14000, 7000, 1000, 7, 10.0, "add")
+            mic.train.r1, mic.model.g_cond, mic.method.q_shift) == (14000, 7000, 1000, 7, 10.0, "add", 2)
 
 
 def test_layers_user_file_then_flags():
@@ -55,6 +55,7 @@ def test_yaml_round_trip(tmp_path):
     ({"data": {"name": "grid"}, "method": {"name": "scgan"}, "model": {"pack": 2}}, "only works with an unconditional"),
     ({"train": {"ema": 1.0}}, "train.ema must be in [0, 1)"),
     ({"method": {"gibbs_block": -1}}, "method.gibbs_block must be >= 0 (0 = N / 16)"),
+    ({"method": {"q_shift": -2}}, "method.q_shift must be >= 0"),
     ({"data": {"name": "mnist"}, "method": {"name": "micgan"}, "train": {"steps": 5000}},
      "method.init_steps (7000) must be below train.steps (5000)"),
     ({"train": "fast"}, "train must be a mapping"),

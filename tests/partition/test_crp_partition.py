@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from selfcond.config import resolve
+from selfcond.partition.crp import random_shift
 from selfcond.train.loop import Trainer
 
 
@@ -44,3 +45,41 @@ def test_a_round_labels_every_clustered_point_and_sets_pi_from_the_counts():
     assert out["epoch"] == 1 and p.conditional
     assert p.z.shape == (500,) and int(p.counts.sum()) == 500
     torch.testing.assert_close(p.pi, torch.bincount(p.z, minlength=8).double() / 500)
+
+
+def windows(x: torch.Tensor, p: int) -> torch.Tensor:
+    """Every (2p+1)^2 shift of images x (B, C, H, W) with edges replicated: (B, 2p+1, 2p+1, C, H, W)."""
+    b, c, h, w = x.shape
+    xp = torch.nn.functional.pad(x, (p,) * 4, mode="replicate")
+    return torch.stack([torch.stack([xp[:, :, i:i + h, j:j + w] for j in range(2 * p + 1)], 1)
+                        for i in range(2 * p + 1)], 1)
+
+
+def test_random_shift_moves_each_image_by_its_own_offset():
+    x = torch.randn(200, 2, 7, 9)
+    y = random_shift(x, 2, torch.Generator().manual_seed(0))
+    assert y.shape == x.shape
+    hit = (windows(x, 2) == y[:, None, None]).flatten(3).all(3)  # (B, 5, 5): which shift is y
+    assert (hit.flatten(1).sum(1) == 1).all()  # exactly one offset in [-2, 2]^2 per image
+    offsets = hit.flatten(1).float().argmax(1)
+    assert len(offsets.unique()) == 25 and (offsets != 12).any()  # each image drew its own
+
+
+@pytest.mark.parametrize("shift", [0, 2])
+def test_encoder_learns_from_shifted_generated_images(shift):
+    """Q's inputs are G's images moved by up to method.q_shift pixels (unmoved at 0)."""
+    cfg = resolve(overrides={"data.name": "digits", "data.resolution": 28, "method.name": "micgan",
+                             "method.k": 4, "method.q_steps": 2, "method.q_shift": shift,
+                             "model.g_width": 8, "model.d_width": 8, "train.threads": 1})
+    t = Trainer(cfg)
+    t.start()
+    drawn, seen = [], []
+    t.g_eval.register_forward_hook(lambda m, i, out: drawn.append(out.clone()))
+    t.partition.Q.register_forward_pre_hook(lambda m, i: seen.append(i[0].clone()))
+    t.partition._train_q(t)
+    assert len(drawn) == len(seen) == 2
+    for g, q in zip(drawn, seen):
+        hit = (windows(g, shift) == q[:, None, None]).flatten(3).all(3).flatten(1)
+        assert hit.any(1).all()  # every image Q saw is one of G's, moved within the range
+        if shift:
+            assert (~hit[:, (2 * shift + 1) ** 2 // 2]).float().mean() > 0.5  # most were moved

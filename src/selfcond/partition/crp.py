@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
 from selfcond import nets
 from selfcond.cluster import crp
@@ -106,7 +107,10 @@ class CRPPartition(Partition):
 
         The images come from the generator that samples (G's moving average when train.ema > 0,
         in eval mode): its modes are cleaner than the live G's, and an encoder trained on them
-        labels real images more purely (MNIST, docs/RESULTS.md session 9)."""
+        labels real images more purely (MNIST, docs/RESULTS.md session 9). Each image is moved by
+        up to `q_shift` pixels: Q then labels a real image by its shape, not by where G would have
+        drawn it, and real images that G's modes do not reproduce exactly land in the right mode
+        (MNIST, session 10)."""
         b, gen, total = trainer.cfg.train.batch, self.generator, 0.0
         means = self.gmm.means.to(torch.float32)
         with nets.eval_mode(trainer.g_eval) as g:
@@ -115,6 +119,8 @@ class CRPPartition(Partition):
                 z = torch.randn(b, trainer.cfg.model.z_dim, generator=gen, device=self.device)
                 with torch.no_grad():
                     x = g(z, y)
+                    if x.dim() == 4 and self.m.q_shift:
+                        x = random_shift(x, self.m.q_shift, gen)
                 loss = (self.Q(x) - means[y]).pow(2).sum(1).mean()
                 self.opt_q.zero_grad(set_to_none=True)
                 loss.backward()
@@ -159,3 +165,15 @@ class CRPPartition(Partition):
         self.Q.load_state_dict(state["Q"])
         self.opt_q.load_state_dict(state["opt_q"])
         self.gmm.load_state_dict(state["gmm"])
+
+
+def random_shift(x: torch.Tensor, pixels: int, generator: torch.Generator) -> torch.Tensor:
+    """Images x (B, C, H, W), each translated by its own integer offset in [-pixels, pixels] along
+    each axis (edges replicated): the same shape, one gather per axis, no per-image loop."""
+    b, c, h, w = x.shape
+    xp = F.pad(x, (pixels,) * 4, mode="replicate")  # (B, C, H + 2p, W + 2p)
+    off = torch.randint(0, 2 * pixels + 1, (2, b, 1), generator=generator, device=x.device)
+    rows = off[0] + torch.arange(h, device=x.device)  # (B, H): source row of each output row
+    cols = off[1] + torch.arange(w, device=x.device)
+    xp = xp.gather(2, rows[:, None, :, None].expand(b, c, h, w + 2 * pixels))
+    return xp.gather(3, cols[:, None, None, :].expand(b, c, h, w))
