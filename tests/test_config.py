@@ -17,6 +17,8 @@ def test_method_presets_and_image_defaults():
     assert config.resolve(overrides={"data.name": "ring", "method.name": "mbd"}).model.mbd_kernels > 0
     img = config.resolve({"data": {"name": "cifar10"}})
     assert img.train.batch == 64 and img.train.betas == [0.0, 0.99] and img.method.k == 100
+    # Stacked MNIST keeps the random D's clusters for 25,000 steps, as the paper's config does.
+    assert config.resolve({"data": {"name": "stacked-mnist"}}).method.recluster_every == 25000
     demo = config.resolve()  # `selfcond train` with no arguments: the digits demo
     assert demo.data.name == "digits" and demo.method.name == "scgan" and demo.method.k == 10
     # MIC-GANs: the schedule measured in docs/RESULTS.md, a long initialization then 7 rounds.
