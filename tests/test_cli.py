@@ -7,18 +7,17 @@ import sys
 import pytest
 
 
-def selfcond(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "selfcond", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=300)
+from clirun import cli
+from clirun import cli_process as selfcond
 
 
-TINY = ["--set", "model.g_width=32", "--set", "model.d_width=16", "--set", "method.cluster_samples=200",
-        "--threads", "1", "--quiet"]
+TINY = ["--set", "model.g_width=32", "--set", "model.d_width=16", "--threads", "1", "--quiet"]
+SCGAN = ["--set", "method.cluster_samples=200"]  # Self-Conditioned GAN clusters a small sample
 
 
 def test_train_writes_a_run_and_prints_json(tmp_path):
     r = selfcond("train", "--data", "grid", "--method", "scgan", "--k", "5", "--steps", "30",
-                 "--snapshot-every", "15", "--out", str(tmp_path), *TINY)
+                 "--snapshot-every", "15", "--out", str(tmp_path), *TINY, *SCGAN)
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)
     assert result["step"] == 30 and {"modes", "hq", "rkl"} <= set(result)
@@ -71,7 +70,7 @@ def test_dry_run_prints_the_resolved_config(tmp_path):
     (["bench", "2d", "--data", "moon"], "unknown dataset 'moon'"),
 ])
 def test_bad_input_is_one_line_and_nonzero(tmp_path, args, message):
-    r = selfcond(*args, "--out", str(tmp_path)) if args[0] == "train" else selfcond(*args)
+    r = cli(*args, "--out", str(tmp_path)) if args[0] == "train" else cli(*args)
     assert r.returncode == 2
     assert message in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
@@ -98,7 +97,7 @@ def test_sigint_saves_a_loadable_checkpoint_and_resume_finishes(tmp_path):
     import torch
 
     proc = subprocess.Popen([sys.executable, "-m", "selfcond", "train", "--data", "grid", "--method", "scgan",
-                             "--k", "5", "--steps", "100000", "--out", str(tmp_path), *TINY],
+                             "--k", "5", "--steps", "100000", "--out", str(tmp_path), *TINY, *SCGAN],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and not list(tmp_path.glob("*/stats.jsonl")):

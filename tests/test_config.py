@@ -13,8 +13,8 @@ def test_presets_follow_the_papers_2d_code():
 
 
 def test_method_presets_and_image_defaults():
-    assert config.resolve(overrides={"data.name": "ring", "method.name": "pacgan"}).model.pack == 2
-    assert config.resolve(overrides={"data.name": "ring", "method.name": "mbd"}).model.mbd_kernels > 0
+    assert config.resolve(overrides={"data.name": "ring", "method.name": "pacgan"}).method.pack == 2
+    assert config.resolve(overrides={"data.name": "ring", "method.name": "mbd"}).method.mbd_kernels > 0
     img = config.resolve({"data": {"name": "cifar10"}})
     assert img.train.batch == 64 and img.train.betas == [0.0, 0.99] and img.method.k == 100
     # Stacked MNIST keeps the random D's clusters for 25,000 steps, as the paper's config does.
@@ -56,8 +56,16 @@ def test_yaml_round_trip(tmp_path):
     ({"train": {"device": "tpu"}}, "train.device must be"),
     ({"data": {"name": "grid"}, "method": {"name": "scgan"}, "model": {"pack": 2}}, "only works with an unconditional"),
     ({"train": {"ema": 1.0}}, "train.ema must be in [0, 1)"),
-    ({"method": {"gibbs_block": -1}}, "method.gibbs_block must be >= 0 (0 = N / 16)"),
-    ({"method": {"q_shift": -2}}, "method.q_shift must be >= 0"),
+    ({"method": {"name": "micgan", "gibbs_block": -1}}, "method.gibbs_block must be >= 0 (0 = N / 16)"),
+    ({"method": {"name": "micgan", "q_shift": -2}}, "method.q_shift must be >= 0"),
+    ({"method": {"name": "scgan", "alpha": 2.0}}, "unknown key 'method.alpha' for method scgan"),
+    ({"method": {"name": "gan", "k": 5}}, "unknown key 'method.k' for method gan"),
+    ({"method": {"k": None}}, "method.k must not be null"),
+    ({"data": {"name": "ring"}, "model": {"arch": "dcgan"}}, "model.arch dcgan is for images data"),
+    ({"data": {"name": "digits", "resolution": 48}}, "data.resolution must be one of 28, 32, 64"),
+    ({"version": 7}, "version 7 is not a config version"),
+    ({"data": {"name": "ring"}, "method": {"name": "pacgan"}, "train": {"batch": 63}}, "train.batch (63) must be a multiple of method.pack"),
+    ({"method": {"name": "mbd"}}, "only implemented for the 2D nets"),
     ({"data": {"name": "mnist"}, "method": {"name": "micgan"}, "train": {"steps": 5000}},
      "method.init_steps (7000) must be below train.steps (5000)"),
     ({"train": "fast"}, "train must be a mapping"),

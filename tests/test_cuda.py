@@ -10,19 +10,22 @@ import torch
 from sklearn.metrics import adjusted_rand_score
 
 import selfcond
-from selfcond.cluster.crp import NIWPrior, gibbs
+from selfcond.cluster.crp import gibbs
+from selfcond.cluster.niw import NIWPrior
 from selfcond.config import resolve
-from selfcond.train import io
-from selfcond.train.loop import Trainer, start_run
+from selfcond.train import Trainer, checkpoint, start_run
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+SCHEDULES = {"scgan": {"method.recluster_every": 5},
+             "micgan": {"method.init_steps": 5, "method.epoch_steps": 5, "method.q_steps": 3}}
 
 
 def tiny(method, **over):
     return resolve(overrides={"method.name": method, "method.k": 4, "model.g_width": 8, "model.d_width": 8,
                               "model.z_dim": 16, "model.embed_dim": 8, "train.batch": 16,
-                              "method.recluster_every": 5, "method.init_steps": 5, "method.epoch_steps": 5,
-                              "method.q_steps": 3, "train.snapshot_every": 10, "train.device": "cuda",
+                              "train.snapshot_every": 10, "train.device": "cuda", **SCHEDULES[method],
                               **over})
 
 
@@ -57,7 +60,7 @@ def test_gpu_resume_continues_bit_for_bit(tmp_path, data, method):
     first = start_run(tiny(method, **over, **{"train.steps": 10}), tmp_path)
     first.train(progress=False)
     resumed = Trainer(tiny(method, **over, **{"train.steps": 20}), first.run_dir)
-    resumed.load_state_dict(io.load_checkpoint(first.run_dir))
+    resumed.load_state_dict(checkpoint.read(first.run_dir))
     resumed.train(progress=False)
     for (name, p), q in zip(straight.G.state_dict().items(), resumed.G.state_dict().values()):
         assert torch.equal(p, q), name
@@ -86,10 +89,10 @@ def test_a_cpu_run_continues_on_the_gpu_and_back(tmp_path):
     first = start_run(tiny("scgan", **{"train.steps": 10, "train.device": "cpu"}), tmp_path)
     first.train(progress=False)
     gpu = Trainer(tiny("scgan", **{"train.steps": 20}), first.run_dir)
-    gpu.load_state_dict(io.load_checkpoint(first.run_dir))
+    gpu.load_state_dict(checkpoint.read(first.run_dir))
     gpu.train(progress=False)
     assert gpu.step == 20 and next(gpu.G.parameters()).is_cuda
     back = Trainer(tiny("scgan", **{"train.steps": 30, "train.device": "cpu"}), first.run_dir)
-    back.load_state_dict(io.load_checkpoint(first.run_dir))
+    back.load_state_dict(checkpoint.read(first.run_dir))
     back.train(progress=False)
     assert back.step == 30

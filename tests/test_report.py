@@ -48,7 +48,7 @@ class Page(HTMLParser):
 
 def make_run(root: Path, **over) -> Path:
     from selfcond.config import resolve
-    from selfcond.train.loop import start_run
+    from selfcond.train import start_run
 
     t = start_run(resolve({}, {**TINY, **over}), root)
     t.train(progress=False)

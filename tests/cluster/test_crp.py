@@ -7,20 +7,20 @@ import torch
 from scipy.stats import multivariate_t
 from sklearn.metrics import adjusted_rand_score
 
-from selfcond.cluster.crp import (
-    NIWPrior,
-    block_size,
-    gibbs,
-    log_joint,
-    log_predictive,
-    log_weights,
-    posterior,
-    suff_stats,
-)
+from selfcond.cluster.crp import block_size, gibbs
+from selfcond.cluster.crp_exact import gibbs_exact, log_joint, log_predictive, log_weights
+from selfcond.cluster.niw import NIWPrior, posterior, suff_stats
 
 
 def gen(seed):
     return torch.Generator().manual_seed(seed)
+
+
+def sample(x, z, k, alpha, prior, sweeps=1, generator=None, block=0, exact=False):
+    """The exact sequential sampler, or the fast sweep in blocks of `block`."""
+    if exact:
+        return gibbs_exact(x, z, k, alpha, prior, sweeps, generator)
+    return gibbs(x, z, k, alpha, prior, sweeps, generator, block)
 
 
 def blobs(n, centers, std, seed=0):
@@ -122,7 +122,7 @@ def test_degenerate_cluster_stays_finite():
     assert lw[:, 0].argmax() == 0 and bool((lw[:, 0] > lw[:, 1]).all())
     assert math.isfinite(log_joint(x, z, 4, 1.0, p))
     for exact in (True, False):
-        out = gibbs(x, z, 4, 1.0, p, sweeps=2, generator=gen(0), block=8, exact=exact)
+        out = sample(x, z, 4, 1.0, p, sweeps=2, generator=gen(0), block=8, exact=exact)
         assert torch.equal(out[:50], out[:1].expand(50))  # the duplicates stay together
 
 
@@ -150,7 +150,7 @@ def _chain_tv(tiny, sweeps, **kw):
     x, k, alpha, p, states, post = tiny
     g, z, freq = gen(7), torch.zeros(4, dtype=torch.long), {}
     for _ in range(sweeps):
-        z = gibbs(x, z, k, alpha, p, generator=g, **kw)
+        z = sample(x, z, k, alpha, p, generator=g, **kw)
         freq[tuple(z.tolist())] = freq.get(tuple(z.tolist()), 0) + 1
     emp = np.array([freq.get(s, 0) for s in states]) / sweeps
     parts = sorted({_canon(s) for s in states})
@@ -170,7 +170,7 @@ def test_block_sampler_block1_is_the_exact_sampler(tiny):
     ge, gb = gen(3), gen(3)
     ze = zb = torch.zeros(4, dtype=torch.long)
     for _ in range(200):  # same draws, same conditionals: the same chain
-        ze = gibbs(x, ze, k, alpha, p, generator=ge, exact=True)
+        ze = sample(x, ze, k, alpha, p, generator=ge, exact=True)
         zb = gibbs(x, zb, k, alpha, p, generator=gb, block=1)
         assert torch.equal(ze, zb)
     _, tv_parts = _chain_tv(tiny, 2500, block=1)
@@ -182,7 +182,7 @@ def test_recovers_well_separated_mixture_from_random_start(exact, block):
     x, y = blobs(600, [[0, 0], [3, 0], [0, 3], [3, 3]], 0.1)
     p = NIWPrior.isotropic(2, var=0.1, nu0=14.0)
     z0 = torch.randint(10, (600,), generator=gen(1))  # K=10 > 4 true modes, all mixed
-    z = gibbs(x, z0, 10, 1.0, p, sweeps=30, generator=gen(2), block=block, exact=exact)
+    z = sample(x, z0, 10, 1.0, p, sweeps=30, generator=gen(2), block=block, exact=exact)
     assert live(z, 10) == 4
     assert adjusted_rand_score(y, z) > 0.99
 
@@ -211,8 +211,8 @@ def test_new_mode_opens(exact):
     x = torch.cat([torch.linspace(-0.2, 0.2, 100), torch.linspace(2.8, 3.2, 100)])[:, None]
     y = (torch.arange(200) >= 100).long()
     p = NIWPrior.isotropic(1, var=0.1, nu0=13.0)
-    z = gibbs(x, torch.zeros(200, dtype=torch.long), 5, 1.0, p, sweeps=40, generator=gen(0),
-              block=16, exact=exact)
+    z = sample(x, torch.zeros(200, dtype=torch.long), 5, 1.0, p, sweeps=40, generator=gen(0),
+               block=16, exact=exact)
     counts = torch.bincount(z, minlength=5)
     assert int((counts > 20).sum()) == 2
     assert int(counts.sort(descending=True).values[2:].sum()) <= 10
@@ -233,9 +233,9 @@ def test_deterministic_and_input_untouched(exact):
     p = NIWPrior.isotropic(3)
     z0 = torch.randint(4, (500,), generator=gen(0))
     keep = z0.clone()
-    a = gibbs(x, z0, 4, 1.0, p, sweeps=2, generator=gen(5), block=50, exact=exact)
-    b = gibbs(x, z0, 4, 1.0, p, sweeps=2, generator=gen(5), block=50, exact=exact)
-    c = gibbs(x, z0, 4, 1.0, p, sweeps=2, generator=gen(6), block=50, exact=exact)
+    a = sample(x, z0, 4, 1.0, p, sweeps=2, generator=gen(5), block=50, exact=exact)
+    b = sample(x, z0, 4, 1.0, p, sweeps=2, generator=gen(5), block=50, exact=exact)
+    c = sample(x, z0, 4, 1.0, p, sweeps=2, generator=gen(6), block=50, exact=exact)
     assert torch.equal(z0, keep)
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert a.dtype == torch.int64 and a.device == x.device and a.shape == (500,)
@@ -272,5 +272,3 @@ def test_fixed_gaussians_decide_for_occupied_slots():
     assert (fixed == 1).float().mean() > 0.99
     collapsed = gibbs(x, z, 3, 1.0, prior, sweeps=2, generator=torch.Generator().manual_seed(1), block=16)
     assert (collapsed == 0).float().mean() > 0.9
-    with pytest.raises(ValueError, match="fast sampler"):
-        gibbs(x, z, 3, 1.0, prior, exact=True, fixed_loglik=loglik)

@@ -5,7 +5,7 @@ import pytest
 import torch
 from scipy.stats import multivariate_normal
 
-from selfcond.cluster.crp import NIWPrior
+from selfcond.cluster.niw import NIWPrior
 from selfcond.cluster.gmm import GaussianMixture
 
 

@@ -47,7 +47,7 @@ def blobs():
 
 def test_recovers_mixture(blobs):
     x, y, true = blobs
-    res = kmeans(x, 8, generator=gen(0), n_init=3)
+    res = kmeans(x, 8, generator=gen(0))
     assert isinstance(res, KMeansResult)
     assert res.centers.shape == (8, 5) and res.centers.dtype == torch.float32
     assert res.labels.shape == (4000,) and res.labels.dtype == torch.int64
@@ -76,7 +76,7 @@ def test_assign_matches_bruteforce():
 
 def test_warm_start_keeps_labels(blobs):
     x, _, _ = blobs
-    first = kmeans(x, 8, generator=gen(0), n_init=3)
+    first = kmeans(x, 8, generator=gen(0))
     again = kmeans(x, 8, init=first.centers, generator=gen(5))
     assert torch.equal(again.labels, first.labels)
     assert again.n_iter <= 2
@@ -139,31 +139,29 @@ def test_kmeans_plusplus_seeding(blobs):
 
 def test_deterministic_given_seed():
     x = torch.randn(2000, 8, generator=gen(2))
-    a = kmeans(x, 12, generator=gen(7), n_init=2)
-    b = kmeans(x, 12, generator=gen(7), n_init=2)
+    a = kmeans(x, 12, generator=gen(7))
+    b = kmeans(x, 12, generator=gen(7))
     assert torch.equal(a.centers, b.centers)
     assert torch.equal(a.labels, b.labels)
     assert a.inertia == b.inertia and a.n_iter == b.n_iter
-    # n_init=1 equals the first (batched) seeding's run
-    c = kmeans(x, 12, generator=gen(7))
-    assert torch.equal(c.centers, kmeans(x, 12, generator=gen(7)).centers)
+    c = kmeans(x, 12, generator=gen(8))
+    assert not torch.equal(a.centers, c.centers)  # another seed, another seeding
 
 
-def test_inertia_close_to_sklearn():
+def test_one_run_is_near_sklearns_best_of_ten():
+    """The partition's call (one k-means++ seeding, then Lloyd) against the paper's call,
+    scikit-learn's best of 10 seedings, on structureless data where seedings differ most."""
     x = torch.randn(3000, 16, generator=gen(4))
-    ours = kmeans(x, 10, generator=gen(0), n_init=10)
     with threadpool_limits(limits=1):
         sk = KMeans(n_clusters=10, n_init=10, random_state=0).fit(x.numpy())
-    assert ours.inertia <= 1.01 * sk.inertia_
-    # the best of n_init runs is never worse than a single run from the same seeds
-    single = kmeans(x, 10, generator=gen(0))
-    assert ours.inertia <= single.inertia + 1e-6 * single.inertia
+    ratios = [kmeans(x, 10, generator=gen(s)).inertia / sk.inertia_ for s in range(5)]
+    assert max(ratios) < 1.01 and min(ratios) < 1.005, ratios
 
 
 def test_float64_and_offset_input():
     # large common offset (like post-ReLU features) must not hurt the assignment
     x, y, _ = mixture(seed=3)
-    res = kmeans((x + 1000.0).double(), 8, generator=gen(0), n_init=3)
+    res = kmeans((x + 1000.0).double(), 8, generator=gen(0))
     assert res.centers.dtype == torch.float32
     assert adjusted_rand_score(y.numpy(), res.labels.numpy()) == 1.0
 
@@ -207,68 +205,9 @@ def test_generator_none_is_reproducible():
 def test_cuda_matches_device():
     x, y, _ = mixture()
     xc = x.cuda()
-    res = kmeans(xc, 8, generator=torch.Generator(device="cuda").manual_seed(0), n_init=3)
+    res = kmeans(xc, 8, generator=torch.Generator(device="cuda").manual_seed(0))
     assert res.centers.is_cuda and res.labels.is_cuda
     assert adjusted_rand_score(y.numpy(), res.labels.cpu().numpy()) == 1.0
     # a CPU generator also works with CUDA data
-    res2 = kmeans(xc, 8, generator=gen(0), n_init=3)
+    res2 = kmeans(xc, 8, generator=gen(0))
     assert res2.labels.is_cuda
-
-
-def _plain_lloyd(x, centers, max_iter, tol):
-    """Textbook Lloyd (no bounds) as a reference; same stopping rule as kmeans()."""
-    tol_abs = tol * float(x.var(0, unbiased=False).mean())
-    for it in range(1, max_iter + 1):
-        lab = torch.cdist(x.double(), centers.double()).argmin(1)
-        new = torch.stack([x[lab == j].mean(0) for j in range(len(centers))])
-        shift = float(((new - centers) ** 2).sum())
-        centers = new
-        if shift <= tol_abs:
-            break
-    lab = torch.cdist(x.double(), centers.double()).argmin(1)
-    return centers, lab, it
-
-
-@pytest.mark.parametrize("elkan", [True, False])
-def test_bounded_lloyd_matches_plain_lloyd(monkeypatch, elkan):
-    # Overlapping clusters, so many points change label and the bounds really matter.
-    import selfcond.cluster.kmeans as km
-
-    if not elkan:
-        monkeypatch.setattr(km, "_ELKAN_MAX_FLOATS", 0)  # force the Hamerly path
-    x, _, _ = mixture(n=3000, k=8, d=6, spread=4.0, seed=5)
-    init = x[torch.randperm(3000, generator=gen(1))[:8]]
-    ref_c, ref_lab, ref_it = _plain_lloyd(x, init.clone(), 300, 1e-4)
-    res = kmeans(x, 8, init=init, max_iter=300, tol=1e-4)
-    assert ref_it > 5  # a real run, not an instant convergence
-    assert res.n_iter == ref_it
-    assert torch.equal(res.labels, ref_lab)
-    assert torch.allclose(res.centers, ref_c.float(), atol=1e-4)
-
-
-def test_seed_dims_pca_seeding(blobs):
-    x, y, _ = blobs
-    res = kmeans(x, 8, generator=gen(0), n_init=2, seed_dims=3)
-    assert adjusted_rand_score(y.numpy(), res.labels.numpy()) == 1.0
-    again = kmeans(x, 8, generator=gen(0), n_init=2, seed_dims=3)
-    assert torch.equal(res.centers, again.centers)  # sketch drawn from the generator
-    # seed_dims >= d means ordinary full-space seeding
-    full = kmeans(x, 8, generator=gen(0), n_init=2, seed_dims=50)
-    assert torch.equal(full.centers, kmeans(x, 8, generator=gen(0), n_init=2).centers)
-    with pytest.raises(ValueError):
-        kmeans(x, 8, seed_dims=0)
-
-
-def test_pca_basis_finds_principal_subspace():
-    from selfcond.cluster.kmeans import _pca_basis
-
-    g = gen(6)
-    low = torch.randn(500, 3, generator=g) * torch.tensor([5.0, 3.0, 2.0])
-    mix = torch.linalg.qr(torch.randn(20, 3, generator=g)).Q  # (20, 3) orthonormal
-    x = low @ mix.t() + 0.01 * torch.randn(500, 20, generator=g)
-    x = x - x.mean(0)
-    basis = _pca_basis(x, 3, gen(0))
-    assert basis.shape == (20, 3)
-    assert torch.allclose(basis.t() @ basis, torch.eye(3), atol=1e-4)
-    # same subspace as the true mixing directions: projectors agree
-    assert torch.allclose(basis @ basis.t(), mix @ mix.t(), atol=1e-3)

@@ -7,9 +7,14 @@ import pytest
 from PIL import Image
 
 from selfcond import data
-from selfcond.config import DataConfig
 from selfcond.data import cifar, mnist
+from selfcond.data.base import ImageOptions
 from selfcond.errors import UserError
+
+
+def DataConfig(name, **options):
+    """The options of dataset `name` (each dataset declares its own class)."""
+    return data.spec(name).options(name=name, **options)
 
 
 @pytest.fixture(autouse=True)
@@ -21,13 +26,13 @@ def offline(monkeypatch):
 
 
 def test_names_and_load_by_name(tmp_path, mnist_files):
-    assert data.names() == ["grid", "ring", "cifar10", "digits", "fashion-mnist", "mnist", "stacked-mnist"]
+    assert data.names() == ["cifar10", "digits", "fashion-mnist", "grid", "mnist", "ring", "stacked-mnist"]
     mnist_files(tmp_path, n=12)
     ds = data.load(DataConfig(name="mnist", data_dir=str(tmp_path), resolution=16))
     assert ds.name == "mnist" and ds.shape == (1, 16, 16) and len(ds) == 12
     st = data.load(DataConfig(name="stacked-mnist", data_dir=str(tmp_path), resolution=8, stack_n=40))
     assert st.shape == (3, 8, 8) and len(st) == 40 and st.num_classes == 1000
-    assert data.load(DataConfig(name="ring")).num_modes == 8
+    assert data.load(DataConfig(name="ring")).num_classes == 8
 
 
 def test_load_a_directory_by_path(tmp_path):
@@ -39,7 +44,7 @@ def test_load_a_directory_by_path(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         data.load(DataConfig(name=str(tmp_path / "typo")))
     with pytest.raises(UserError, match=r"unknown dataset 'cifar100': give one of .*mnist.*or a directory"):
-        data.load(DataConfig(name="cifar100"))
+        data.load(ImageOptions(name="cifar100"))
 
 
 def test_info_and_available_without_files(isolated):

@@ -3,6 +3,7 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
+from selfcond.data.base import IndexedDataset
 from selfcond.data.images import ImageDataset, digits, resize_uint8
 
 
@@ -12,7 +13,8 @@ def ds():
 
 
 def test_digits_shape_range_and_labels(ds):
-    assert len(ds) == 1797 and ds.shape == (1, 32, 32) and ds.num_classes == 10 and not ds.is_toy
+    assert len(ds) == 1797 and ds.shape == (1, 32, 32) and ds.num_classes == 10
+    assert isinstance(ds, IndexedDataset)
     assert ds.data.dtype == torch.uint8 and ds.data.min() == 0 and ds.data.max() == 255
     assert ds.labels.dtype == torch.int64 and ds.labels.min() == 0 and ds.labels.max() == 9
     assert np.array_equal(torch.bincount(ds.labels).numpy(), np.bincount(load_digits().target))

@@ -7,11 +7,11 @@ from selfcond.data.toy2d import grid, ring
 
 def test_ring_and_grid_means_and_variance():
     r = ring()
-    assert r.num_modes == 8
+    assert r.num_classes == 8
     torch.testing.assert_close(r.means[2], torch.tensor([0.0, 1.0]), atol=1e-6, rtol=0)
     assert math.isclose(r.variance, 1e-4)
     g = grid()
-    assert g.num_modes == 25 and math.isclose(g.variance, 0.0025)
+    assert g.num_classes == 25 and math.isclose(g.variance, 0.0025)
     assert set(g.means[:, 0].tolist()) == {-4.0, -2.0, 0.0, 2.0, 4.0}
 
 

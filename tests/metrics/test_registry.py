@@ -5,7 +5,7 @@ from torch import nn
 from selfcond.config import resolve
 from selfcond.errors import UserError
 from selfcond.metrics import METRICS, evaluate, select
-from selfcond.train.loop import Trainer
+from selfcond.train import Trainer
 
 
 def tiny(**over):
@@ -13,18 +13,23 @@ def tiny(**over):
                                       "model.d_width": 8, "train.steps": 0, "train.threads": 1, **over}))
 
 
+def ctx(trainer):
+    return trainer.eval_context()
+
+
 def test_groups_apply_by_data_and_names_resolve_to_groups():
-    t2d = Trainer(resolve(overrides={"data.name": "ring", "method.name": "gan", "train.threads": 1}))
+    t2d = ctx(Trainer(resolve(overrides={"data.name": "ring", "method.name": "gan", "train.threads": 1})))
     assert select(t2d) == ["modes2d"] and select(t2d, ["hq"]) == ["modes2d"]
-    t = tiny()
-    t.partition.start(t)  # the k-means table exists after the start
+    trainer = tiny()
+    trainer.start()  # the k-means table exists after the start
+    t = ctx(trainer)
     assert select(t, snapshot=True) == ["clusters"] and "fid_cls" in select(t)
     assert select(t, ["purity", "nmi", "clusters"]) == ["clusters"]
     with pytest.raises(UserError, match="unknown metric 'nope'"):
         select(t, ["nope"])
     with pytest.raises(UserError, match="does not apply"):
         select(t, ["hq"])
-    assert set(evaluate(t, ["purity"])) == set(METRICS["clusters"].keys)
+    assert set(evaluate(t, ["purity"], 100)) == set(METRICS.get("clusters").keys)
 
 
 class Pool(nn.Module):
@@ -33,7 +38,7 @@ class Pool(nn.Module):
 
 
 def test_fid_with_a_local_torchscript_extractor(tmp_path, monkeypatch):
-    t = tiny()
+    t = ctx(tiny())
     assert "fid" not in select(t)
     path = tmp_path / "inception.pt"
     torch.jit.save(torch.jit.script(Pool()), str(path))

@@ -5,7 +5,7 @@ import torch
 
 from selfcond.config import resolve
 from selfcond.partition.crp import random_shift
-from selfcond.train.loop import Trainer
+from selfcond.train import Trainer
 
 
 def micgan_trainer(**over):
@@ -32,16 +32,16 @@ def test_encoder_learns_from_the_generator_that_samples(ema):
     assert (sampler is t.G) == (ema == 0)
     if ema:
         poison(t.G)  # the live G is not what Q learns from
-        assert math.isfinite(t.partition._train_q(t))
+        assert math.isfinite(t.partition.train_q(t.context))
         assert all(torch.isfinite(p).all() for p in t.partition.Q.parameters())
     poison(sampler)
-    assert math.isnan(t.partition._train_q(t))
+    assert math.isnan(t.partition.train_q(t.context))
 
 
 def test_a_round_labels_every_clustered_point_and_sets_pi_from_the_counts():
     t = micgan_trainer()
     p = t.partition
-    out = p.refresh(t, step=p.m.init_steps)
+    out = p.refresh(t.context, step=p.m.init_steps)
     assert out["epoch"] == 1 and p.conditional
     assert p.z.shape == (500,) and int(p.counts.sum()) == 500
     torch.testing.assert_close(p.pi, torch.bincount(p.z, minlength=8).double() / 500)
@@ -76,7 +76,7 @@ def test_encoder_learns_from_shifted_generated_images(shift):
     drawn, seen = [], []
     t.g_eval.register_forward_hook(lambda m, i, out: drawn.append(out.clone()))
     t.partition.Q.register_forward_pre_hook(lambda m, i: seen.append(i[0].clone()))
-    t.partition._train_q(t)
+    t.partition.train_q(t.context)
     assert len(drawn) == len(seen) == 2
     for g, q in zip(drawn, seen):
         hit = (windows(g, shift) == q[:, None, None]).flatten(3).all(3).flatten(1)

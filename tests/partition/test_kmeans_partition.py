@@ -1,7 +1,8 @@
 import torch
 
+from selfcond.data.base import Batch
 from selfcond.config import resolve
-from selfcond.train.loop import Trainer
+from selfcond.train import Trainer
 
 
 def small_trainer(**over):
@@ -29,7 +30,6 @@ def test_real_batches_are_labelled_like_the_clustered_samples():
     samples themselves get exactly their k-means labels back."""
     t = small_trainer()
     p = t.partition
-    from selfcond.data.base import Batch
     labels = p.labels(Batch(p.x_cluster, None, None))
     assert torch.equal(labels, p.cluster_labels)
 
@@ -40,11 +40,11 @@ def test_refresh_keeps_the_meaning_of_each_condition():
     t = small_trainer()
     p = t.partition
     before = p.cluster_labels.clone()
-    info = p.refresh(t, 1)
+    info = p.refresh(t.context, 1)
     assert torch.equal(p.cluster_labels, before) and info["relabelled"] == 0.0
     for _ in range(30):
         t.train_step()
-    info = p.refresh(t, 2)
+    info = p.refresh(t.context, 2)
     assert info["relabelled"] < 0.2, info
 
 

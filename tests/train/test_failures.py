@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from selfcond.config import resolve
-from selfcond.train import io
-from selfcond.train.loop import Trainer, TrainingDiverged, start_run
+from selfcond.errors import TrainingDiverged
+from selfcond.train import Trainer, checkpoint, start_run
+from selfcond.train.rundir import new_run_dir
 
 
 def cfg(**over):
@@ -37,19 +38,17 @@ class PoisonedOnce(Trainer):
 
 def test_nan_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
     PoisonedOnce.poisoned = False
-    t = PoisonedOnce(cfg(), None)
-    t.run_dir = io.new_run_dir(tmp_path, "ring-gan")
+    t = PoisonedOnce(cfg(), new_run_dir(tmp_path, "ring-gan"))
     with pytest.raises(TrainingDiverged, match=r"at step 31.*last good checkpoint is kept: .*checkpoint-00000020\.pt"):
         t.train(progress=False)
     assert (t.run_dir / "latest").read_text().strip() == "checkpoint-00000020.pt"
-    state = io.load_checkpoint(t.run_dir)
+    state = checkpoint.read(t.run_dir)
     assert all(torch.isfinite(v).all() for v in state["G"].values() if v.is_floating_point())
 
 
 def test_nan_retry_rolls_back_with_half_the_lr_and_finishes(tmp_path):
     PoisonedOnce.poisoned = False
-    t = PoisonedOnce(cfg(**{"train.nan_retry": 1}), None)
-    t.run_dir = io.new_run_dir(tmp_path, "ring-gan")
+    t = PoisonedOnce(cfg(**{"train.nan_retry": 1}), new_run_dir(tmp_path, "ring-gan"))
     t.train(progress=False)
     assert t.step == 60 and t.opt_g.param_groups[0]["lr"] == pytest.approx(0.5 * t.cfg.train.lr)
     log = (t.run_dir / "log.txt").read_text()
@@ -62,7 +61,7 @@ def test_a_half_written_checkpoint_is_never_loaded(tmp_path):
     assert [p.name for p in t.run_dir.glob("checkpoint-*.pt")] == ["checkpoint-00000040.pt"]
     # What a process killed inside atomic_write leaves: a temp file beside the good checkpoint.
     (t.run_dir / ".checkpoint-00000060.pt.tmp999").write_bytes(b"PK\x03\x04 half")
-    state = io.load_checkpoint(t.run_dir)
+    state = checkpoint.read(t.run_dir)
     assert state["step"] == 40
 
 
@@ -85,7 +84,7 @@ def test_kill_9_loses_at_most_the_work_since_the_last_snapshot(tmp_path):
         os.kill(p.pid, signal.SIGKILL)
         p.wait()
     run = next(tmp_path.iterdir())
-    state = io.load_checkpoint(run)  # the latest complete snapshot
+    state = checkpoint.read(run)  # the latest complete snapshot
     assert state["step"] >= 40 and state["step"] % 20 == 0
     r = subprocess.run([sys.executable, "-m", "selfcond", "train", "--resume", str(run), "--steps",
                         str(state["step"] + 20), "--threads", "1", "--quiet"], capture_output=True, text=True,

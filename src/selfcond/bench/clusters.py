@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import sys
 
-from selfcond.bench import common
-from selfcond.bench.common import groups, mean_std
-from selfcond.config import resolve
+import click
+
+from selfcond.bench import runner
+from selfcond.bench.runner import bench_command, groups, mean_std, names, saver, trial_options
+from selfcond.config import parse_sets, resolve
+from selfcond.errors import UserError
+from selfcond.partition.base import METHODS
 
 KEYS = ("purity", "purity_top", "nmi", "ari", "k_found", "fid_cls")
 
 
 def trial(job: dict) -> dict:
-    rec, _, m = common.run_trial(job, metrics=["clusters", "fid_cls"], n=10000, classifier=True)
+    rec, _, m = runner.run_trial(job, metrics=["clusters", "fid_cls"], n=10000, classifier=True)
     return {"bench": "clusters", **rec, "k": job["k"], **{key: m.get(key) for key in KEYS}}
 
 
@@ -32,12 +36,12 @@ def run(datasets, methods, k: int, trials: int, steps: int, data_dir=None, seed:
     todo = [{"data": d, "method": m, "k": k, "trial": t, "seed": seed + t, "steps": steps,
              "data_dir": dirs.get(d, dirs.get(None)), "set": overrides or {}, "out": out}
             for t in range(trials) for d in datasets for m in methods]
-    common.check_jobs(todo)
+    runner.check_jobs(todo)
     for job in todo[:len(datasets) * len(methods):len(methods)]:  # each dataset's classifier, once
-        _, info = for_dataset(resolve(overrides=common.trial_overrides(job)).data)
+        _, info = for_dataset(resolve(overrides=runner.trial_overrides(job)).data)
         d = job["data"]
         print(f"{d} classifier: held-out accuracy {info['accuracy']:.4f}", file=sys.stderr)
-    return common.run_jobs(todo, trial, jobs, on_record, report=_progress)
+    return runner.run_jobs(todo, trial, jobs, on_record, report=_progress)
 
 
 def _progress(done: int, total: int, rec: dict) -> None:
@@ -57,3 +61,26 @@ def markdown(records: list[dict]) -> str:
         secs = mean_std(r["seconds"] for r in rs)[0]
         lines.append(f"| {data} | {method} | {k} | {len(rs)} | {steps} | " + " | ".join(cells) + f" | {secs:.0f} |")
     return "\n".join(lines)
+
+
+@bench_command("clusters")
+@click.option("--data", "datasets", default="mnist,fashion-mnist", show_default=True)
+@click.option("--methods", default="scgan,micgan", show_default=True)
+@click.option("--k", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--data-dir", "data_dirs", multiple=True, metavar="[NAME=]DIR",
+              help="where a dataset's files are, e.g. mnist=/data/mnist (repeatable; a bare DIR applies to all)")
+@trial_options(trials=3, steps=METHODS.get("micgan").preset["train"]["steps"])
+def command(datasets, methods, k, data_dirs, trials, steps, seed, jobs, sets, out, json_path):
+    """Table 1 of MIC-GANs: purity, NMI, ARI, modes found and fid_cls of the discovered modes.
+    The default budget is MIC-GANs' whole default schedule, for every method."""
+    ds = names(datasets)
+    data_dir = {}
+    for item in data_dirs:
+        name, sep, path = item.rpartition("=")
+        data_dir[name if sep else None] = path
+    unknown = sorted(set(data_dir) - set(ds) - {None})
+    if unknown:
+        raise UserError(f"--data-dir names {', '.join(unknown)}, which --data does not list")
+    records = run(ds, names(methods), k, trials, steps, data_dir, seed=seed, jobs=jobs, overrides=parse_sets(sets),
+                  out=out, on_record=saver(json_path))
+    click.echo(markdown(records))

@@ -10,26 +10,30 @@ from __future__ import annotations
 import statistics
 import sys
 
-from selfcond.bench import common
-from selfcond.bench.common import groups, mean_std
+import click
+
+from selfcond.bench import runner
+from selfcond.bench.runner import bench_command, groups, mean_std, names, saver, trial_options
+from selfcond.errors import UserError
 
 METRICS = ("modes", "hq", "rkl")
 
 
 def trial(job: dict) -> dict:
     """Train one configuration and score it on 50,000 samples."""
-    rec, _, m = common.run_trial(job, metrics=["modes2d"], n=50_000)
+    rec, _, m = runner.run_trial(job, metrics=["modes2d"], n=50_000)
     return {"bench": "2d", **rec, **{key: m[key] for key in METRICS}}
 
 
 def run(datasets, methods, trials: int, steps: int, seed: int = 0, jobs: int = 1,
-        overrides: dict | None = None, progress: bool = True, on_record=None) -> list[dict]:
+        overrides: dict | None = None, out: str | None = None, progress: bool = True,
+        on_record=None) -> list[dict]:
     """All trials of the table, in `jobs` worker processes; records in a stable order.
     `on_record(records_so_far)` is called after each trial (e.g. to save partial results)."""
-    todo = [{"data": d, "method": m, "trial": t, "seed": seed + t, "steps": steps, "set": overrides or {}}
-            for d in datasets for m in methods for t in range(trials)]
-    common.check_jobs(todo)
-    return common.run_jobs(todo, trial, jobs, on_record,
+    todo = [{"data": d, "method": m, "trial": t, "seed": seed + t, "steps": steps, "set": overrides or {},
+             "out": out} for d in datasets for m in methods for t in range(trials)]
+    runner.check_jobs(todo)
+    return runner.run_jobs(todo, trial, jobs, on_record,
                            report=lambda done, total, rec: _progress(progress, done, total, rec))
 
 
@@ -52,3 +56,21 @@ def markdown(records: list[dict]) -> str:
         lines.append(f"| {data} | {method} | {len(rs)} | {modes[0]:.1f} ± {modes[1]:.1f} | "
                      f"{hq[0]:.1f} ± {hq[1]:.1f} | {rkl[0]:.4f} ± {rkl[1]:.4f} | {secs:.0f} |")
     return "\n".join(lines)
+
+
+@bench_command("2d")
+@click.option("--data", "datasets", default="ring,grid", show_default=True, help="comma-separated: ring, grid")
+@click.option("--methods", default="gan,pacgan,mbd,scgan,cgan", show_default=True)
+@trial_options(trials=5, steps=20000)
+def command(datasets, methods, trials, steps, seed, jobs, sets, out, json_path):
+    """Table 1 of Self-Conditioned GAN: modes, high-quality share and reverse KL on 2D mixtures."""
+    from selfcond import data
+    from selfcond.config import parse_sets
+
+    ds = names(datasets)
+    for d in ds:
+        if d not in data.names() or data.spec(d).kind != "points":
+            raise UserError(f"bench 2d: unknown dataset {d!r} (use ring, grid)")
+    records = run(ds, names(methods), trials, steps, seed=seed, jobs=jobs, overrides=parse_sets(sets), out=out,
+                  on_record=saver(json_path))
+    click.echo(markdown(records))

@@ -3,7 +3,7 @@
 Plain tensors, any device: means (K, D), covariances (K, D, D), log-weights (K,). Started at the
 vertices of a simplex (one-hot means in a K-dim embedding, covariance 0.1 I), refitted after
 each Gibbs round as the posterior mean of (mu, Sigma) under the NIW prior of
-:mod:`selfcond.cluster.crp`; densities in log space from Cholesky factors.
+:mod:`selfcond.cluster.niw`; densities in log space from Cholesky factors.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from selfcond.cluster.crp import EPS, NIWPrior, posterior, suff_stats
+from selfcond.cluster.niw import EPS, NIWPrior, posterior, suff_stats
 
 __all__ = ["GaussianMixture"]
 

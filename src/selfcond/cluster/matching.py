@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
 __all__ = ["overlap_matrix", "match_clusters"]
@@ -50,6 +49,8 @@ def match_clusters(new_labels, old_labels, k: int) -> Tensor:
         ``perm[new_label]`` = the old label it corresponds to, so
         ``perm[new_labels]`` relabels the new partition consistently with the old one.
     """
+    from scipy.optimize import linear_sum_assignment  # a quarter of a second to import
+
     device = torch.as_tensor(new_labels).device
     overlap = overlap_matrix(new_labels, old_labels, k)
     # scipy's Hungarian solver runs on the CPU; k x k is tiny. maximize=True picks the

@@ -1,10 +1,25 @@
-"""What every dataset hands the train loop."""
+"""The dataset contract, the dataset registry and the options every dataset shares.
+
+A dataset is one of two kinds, asked one way (`isinstance`):
+- `SampledDataset`: fresh samples every batch, no index (the 2D mixtures);
+- `IndexedDataset`: a fixed set of N items by index, with optional true labels (images), so a
+  partition can keep a mode per item.
+A dataset module registers a `DatasetSpec` (its name, kind, options dataclass, loader and what
+`selfcond datasets` shows) with `register`.
+"""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Callable, NamedTuple
 
 import torch
+
+from selfcond.options import Options, opt
+from selfcond.registry import Registry
+
+KINDS = ("points", "images")
 
 
 class Batch(NamedTuple):
@@ -12,9 +27,102 @@ class Batch(NamedTuple):
 
     x: (n, *shape) float32 on the training device.
     y: (n,) int64 true labels/modes, or None when the data has none.
-    index: (n,) int64 dataset indices, or None for data sampled fresh (2D mixtures).
+    index: (n,) int64 dataset indices, or None for data sampled fresh.
     """
 
     x: torch.Tensor
     y: torch.Tensor | None
     index: torch.Tensor | None
+
+
+class Dataset(ABC):
+    """What the train loop draws from.
+
+    name: the dataset's name. shape: one sample's shape, (2,) for points, (C, H, W) for images.
+    num_classes: the number of true classes (mixture components), or None without labels.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+
+    @property
+    @abstractmethod
+    def num_classes(self) -> int | None: ...
+
+    @abstractmethod
+    def batch(self, n: int, generator: torch.Generator, device: torch.device | str = "cpu") -> Batch:
+        """n samples drawn with `generator` (the run's training stream): a Batch on `device`."""
+
+
+class SampledDataset(Dataset):
+    """Infinite data: every call draws fresh samples."""
+
+    @abstractmethod
+    def sample(self, n: int, generator: torch.Generator,
+               device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+        """(x (n, *shape) float32, true class (n,) int64) on `device`."""
+
+    def batch(self, n, generator, device="cpu") -> Batch:
+        x, y = self.sample(n, generator, device)
+        return Batch(x, y, None)
+
+
+class IndexedDataset(Dataset):
+    """N items by index. labels: (N,) int64 true labels or None."""
+
+    labels: torch.Tensor | None
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @abstractmethod
+    def images(self, index: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+        """Items at `index` (n,) as float32 in [-1, 1]: (n, *shape) on `device`."""
+
+    def to(self, device: torch.device | str) -> "IndexedDataset":
+        """Move what is held to the training device (a no-op for data read on demand)."""
+        return self
+
+
+@dataclass
+class DataOptions(Options):
+    """Options every dataset has: its name (or, for a folder of images, its path)."""
+
+    name: str = opt("digits", help="dataset name, or a directory of images")
+
+
+@dataclass
+class ImageOptions(DataOptions):
+    resolution: int = opt(32, min=1, help="images are resized to resolution x resolution")
+
+
+@dataclass
+class FileImageOptions(ImageOptions):
+    data_dir: str | None = opt(None, help="directory holding the dataset's files (else the usual search)")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset as the registry knows it.
+
+    load(options) -> Dataset; available(data_dir) -> bool, cheap, never downloads; info(data_dir)
+    -> dict (what `selfcond datasets info` shows); preset: config values for this dataset, applied
+    over the kind's (see config.py); evaluation(options) -> (train, test or None): the labelled
+    splits its evaluation classifier learns from (default: the data itself, a share held out)."""
+
+    name: str
+    kind: str
+    options: type[DataOptions]
+    load: Callable[[DataOptions], Dataset]
+    available: Callable[[str | None], bool]
+    info: Callable[[str | None], dict]
+    preset: dict = field(default_factory=dict)
+    evaluation: Callable[[DataOptions], tuple] | None = None
+
+
+DATASETS: Registry[DatasetSpec] = Registry("dataset", "selfcond.data")
+
+
+def register(spec: DatasetSpec) -> DatasetSpec:
+    assert spec.kind in KINDS, spec.kind
+    return DATASETS.register(spec.name, spec)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from selfcond.data import files
+from selfcond.data.base import DatasetSpec, FileImageOptions, register
 from selfcond.data.images import ImageDataset, resize_uint8
 from selfcond.errors import UserError
 
@@ -109,3 +110,19 @@ def cifar10(resolution: int = 32, data_dir=None, split: str = "train", download:
     images, labels = load_cifar(data_dir, split, download)
     x = resize_uint8(torch.from_numpy(images), resolution)
     return ImageDataset(NAME, x, torch.from_numpy(labels), 10, CLASSES)
+
+
+def _info(data_dir=None) -> dict:
+    out = {"searched": [str(d) for d in files.search_dirs(NAME, data_dir)], "downloadable": True,
+           "shape": [3, 32, 32], "classes": 10, "splits": {}}
+    for split, batch_files in SPLITS.items():
+        if (root := files.find(NAME, batch_files, data_dir, inner=INNER)) is not None:
+            out["path"] = out.get("path") or str(root)
+            out["splits"][split] = sum(len(read_batch(root / f)[1]) for f in batch_files)
+    return out
+
+
+register(DatasetSpec(
+    NAME, "images", FileImageOptions, load=lambda o: cifar10(o.resolution, o.data_dir),
+    available=lambda data_dir=None: files.find(NAME, SPLITS["train"], data_dir, inner=INNER) is not None,
+    info=_info))

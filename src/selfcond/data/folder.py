@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from selfcond.data.base import DatasetSpec, ImageOptions
 from selfcond.data.images import ImageDataset
 from selfcond.errors import UserError
 
@@ -114,3 +115,19 @@ def folder_dataset(path: str | Path, resolution: int = 32, name: str | None = No
     n_classes = None if labels is None else (len(classes) if classes else max(labels) + 1)
     return ImageDataset(name or root.resolve().name, torch.from_numpy(np.ascontiguousarray(x)), y,
                         n_classes, classes)
+
+
+def spec_for(path: str) -> DatasetSpec:
+    """The dataset spec of the image directory `path` (the config's data.name)."""
+    root = Path(path).expanduser()
+
+    def info(data_dir=None) -> dict:
+        out = {"kind": "folder", "searched": [str(root)], "splits": {}}
+        if root.is_dir() and (rels := image_files(root)):
+            labels, classes = folder_labels(root, rels)
+            out.update(path=str(root.resolve()), splits={"train": len(rels)},
+                       classes=None if labels is None else (len(classes) if classes else max(labels) + 1))
+        return out
+
+    return DatasetSpec(path, "images", ImageOptions, load=lambda o: folder_dataset(o.name, o.resolution),
+                       available=lambda data_dir=None: root.is_dir(), info=info)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from selfcond.data.base import Batch
+from selfcond.data.base import Batch, DatasetSpec, ImageOptions, IndexedDataset, register
 
 
-class ImageDataset:
+class ImageDataset(IndexedDataset):
     """Images held in memory as a uint8 tensor (N, C, H, W), with optional true labels.
 
     Attributes:
@@ -22,8 +22,6 @@ class ImageDataset:
         labels: (N,) int64 true labels, or None.
         class_names: names of the true classes (index = label), or None.
     """
-
-    is_toy = False
 
     def __init__(self, name: str, images_uint8: torch.Tensor, labels: torch.Tensor | None = None,
                  num_classes: int | None = None, class_names: list[str] | None = None):
@@ -100,3 +98,17 @@ def digits(resolution: int = 32) -> ImageDataset:
     x = torch.from_numpy(d.images).float().mul_(255.0 / 16.0).round_().to(torch.uint8)  # 0..16 -> 0..255
     labels = torch.from_numpy(d.target).long()
     return ImageDataset("digits", resize_uint8(x.unsqueeze(1), resolution), labels, 10)
+
+
+def _digits_info(data_dir=None) -> dict:
+    return {"available": True, "path": "embedded in scikit-learn", "splits": {"train": 1797},
+            "shape": [1, 8, 8], "classes": 10}
+
+
+# The offline demo that `selfcond train` runs with no arguments: 10 modes (one row per digit in
+# the sample grid) and a budget that finishes in minutes on 2 CPU cores.
+register(DatasetSpec("digits", "images", ImageOptions, load=lambda o: digits(o.resolution),
+                     available=lambda data_dir=None: True, info=_digits_info,
+                     preset={"model": {"g_width": 32, "d_width": 32},
+                             "method": {"k": 10, "recluster_every": 1000},
+                             "train": {"steps": 3000, "snapshot_every": 1000}}))

@@ -10,10 +10,10 @@ import math
 
 import torch
 
-from selfcond.data.base import Batch
+from selfcond.data.base import DataOptions, DatasetSpec, SampledDataset, register
 
 
-class Toy2D:
+class Toy2D(SampledDataset):
     """A mixture of equally weighted isotropic Gaussians in the plane.
 
     Attributes:
@@ -22,7 +22,6 @@ class Toy2D:
         std: standard deviation of every component (per coordinate).
     """
 
-    is_toy = True
     shape = (2,)
 
     def __init__(self, name: str, means: torch.Tensor, variance: float):
@@ -32,19 +31,16 @@ class Toy2D:
         self.std = math.sqrt(variance)
 
     @property
-    def num_modes(self) -> int:
+    def num_classes(self) -> int:
+        """The number of mixture components."""
         return self.means.shape[0]
 
     def sample(self, n: int, generator: torch.Generator, device: torch.device | str = "cpu"):
         """Draw n points: (x (n, 2) float32, y (n,) int64 true mode), on `device`."""
         means = self.means.to(device)
-        y = torch.randint(self.num_modes, (n,), generator=generator, device=device)
+        y = torch.randint(self.num_classes, (n,), generator=generator, device=device)
         noise = torch.randn(n, 2, generator=generator, device=device)
         return means[y] + self.std * noise, y
-
-    def batch(self, n: int, generator: torch.Generator, device: torch.device | str = "cpu") -> Batch:
-        x, y = self.sample(n, generator, device)
-        return Batch(x, y, None)
 
 
 def ring(variance: float = 1e-4, modes: int = 8) -> Toy2D:
@@ -60,4 +56,13 @@ def grid(variance: float = 0.0025, side: int = 5) -> Toy2D:
     return Toy2D("grid", torch.stack([gi.reshape(-1), gj.reshape(-1)], 1), variance)
 
 
-TOY = {"ring": ring, "grid": grid}
+def _spec(make) -> DatasetSpec:
+    def info(data_dir=None) -> dict:
+        return {"kind": "2d", "available": True, "shape": [2], "classes": make().num_classes}
+
+    return DatasetSpec(make.__name__, "points", DataOptions, load=lambda options: make(),
+                       available=lambda data_dir=None: True, info=info)
+
+
+register(_spec(ring))
+register(_spec(grid))

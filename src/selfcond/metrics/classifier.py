@@ -19,10 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from selfcond.atomic import atomic_write
 from selfcond.data.files import cache_root
 from selfcond.data.images import ImageDataset
 from selfcond.errors import UserError
-from selfcond.atomic import atomic_write
 
 VERSION = 1  # bump when the net or the recipe changes: old cache entries are then ignored
 
@@ -171,22 +171,19 @@ def cached_classifier(train: ImageDataset, test: ImageDataset | None = None, rec
     return model, info
 
 
-def for_dataset(data_cfg, device="cpu", progress: bool = True) -> tuple[SmallCNN, dict]:
-    """The evaluation classifier of a labeled dataset at the config's resolution. Stacked MNIST uses
-    the (1-channel) MNIST classifier, applied to each channel."""
+def for_dataset(data_options, device="cpu", progress: bool = True) -> tuple[SmallCNN, dict]:
+    """The evaluation classifier of a labeled dataset at its configured resolution, trained on the
+    splits the dataset names for it (Stacked MNIST: the 1-channel MNIST classifier, applied to
+    each channel), else on the data themselves with a share held out."""
     from selfcond import data as datasets
-    from selfcond.data import mnist
+    from selfcond.data.base import IndexedDataset
 
-    name = data_cfg.name
-    if name in ("stacked-mnist", "mnist", "fashion-mnist"):
-        source = "mnist" if name == "stacked-mnist" else name
-        train = mnist.idx_dataset(source, data_cfg.resolution, data_cfg.data_dir)
-        test = None
-        beside = mnist.split_beside_train(source, data_cfg.data_dir, "test")
-        if beside is not None:
-            test = mnist.idx_dataset(source, data_cfg.resolution, beside, "test")
-        return cached_classifier(train, test, device=device, progress=progress)
-    train = datasets.load(data_cfg)
-    if getattr(train, "labels", None) is None or getattr(train, "is_toy", False):
-        raise UserError(f"dataset {name!r} has no labels: metrics needing a classifier are not available")
-    return cached_classifier(train, device=device, progress=progress)
+    spec = datasets.spec(data_options.name)
+    if spec.evaluation is not None:
+        train, test = spec.evaluation(data_options)
+    else:
+        train, test = spec.load(data_options), None
+    if not isinstance(train, IndexedDataset) or train.labels is None:
+        raise UserError(f"dataset {data_options.name!r} has no labels: metrics needing a classifier "
+                        "are not available")
+    return cached_classifier(train, test, device=device, progress=progress)

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from scipy import linalg
 
+from selfcond.metrics.base import has_labels, metric
+
 
 def gaussian_fit(features: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """features (n, d) -> (mean (d,), covariance (d, d)) in float64."""
@@ -39,3 +41,22 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
 
 def fid_from_features(a: torch.Tensor, b: torch.Tensor) -> float:
     return frechet_distance(*gaussian_fit(a), *gaussian_fit(b))
+
+
+def fakes_and_reals(ctx, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Up to 10,000 samples (modes from π) and as many random real images, from generators of
+    their own: the two sets every Fréchet distance compares."""
+    n = min(n, 10000)
+    fake, _ = ctx.sample(n, ctx.generator(3))
+    idx = torch.randperm(len(ctx.dataset), generator=ctx.generator(4), device=ctx.device)[:n]
+    return fake, ctx.dataset.images(idx, ctx.device)
+
+
+@metric("fid_cls", ("fid_cls",), lambda ctx: has_labels(ctx) and ctx.data.name != "stacked-mnist",
+        at_snapshot=False)
+def _fid_cls(ctx, n: int) -> dict:
+    from selfcond.metrics.classifier import for_dataset, predict
+
+    model, _ = for_dataset(ctx.data, ctx.device)
+    fake, real = fakes_and_reals(ctx, n)
+    return {"fid_cls": fid_from_features(predict(model, fake, features=True), predict(model, real, features=True))}

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from selfcond.errors import UserError
+from selfcond.metrics.base import metric
 
 ENV = "SELFCOND_INCEPTION"
 _LOADED: dict[tuple[str, str], torch.jit.ScriptModule] = {}
@@ -53,3 +54,18 @@ def features(model, x: torch.Tensor, chunk: int = 200) -> torch.Tensor:
         b = F.interpolate(b, size=(299, 299), mode="bilinear", align_corners=False)
         out.append(model((b + 1) * 127.5).flatten(1).double())
     return torch.cat(out)
+
+
+def _applies(ctx) -> bool:
+    from selfcond.data.base import IndexedDataset
+
+    return isinstance(ctx.dataset, IndexedDataset) and configured() is not None
+
+
+@metric("fid", ("fid",), _applies, at_snapshot=False)
+def _fid(ctx, n: int) -> dict:
+    from selfcond.metrics.fid import fakes_and_reals, fid_from_features
+
+    model = load(configured(), ctx.device)
+    fake, real = fakes_and_reals(ctx, n)
+    return {"fid": fid_from_features(features(model, fake), features(model, real))}

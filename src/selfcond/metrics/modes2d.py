@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from selfcond.metrics.base import metric
+
 
 @torch.no_grad()
 def modes2d(x: torch.Tensor, means: torch.Tensor, std: float, chunk: int = 100_000) -> dict:
@@ -35,3 +37,15 @@ def modes2d(x: torch.Tensor, means: torch.Tensor, std: float, chunk: int = 100_0
     rkl = float((p[nz] * torch.log(p[nz] * k)).sum())
     return {"modes": int(hq_hits.sum()), "hq": hq_total / x.shape[0], "rkl": rkl}
 
+
+
+def _applies(ctx) -> bool:
+    from selfcond.data.toy2d import Toy2D
+
+    return isinstance(ctx.dataset, Toy2D)
+
+
+@metric("modes2d", ("modes", "hq", "rkl"), _applies)
+def _modes2d(ctx, n: int) -> dict:
+    x, _ = ctx.sample(n, ctx.generator(1))
+    return modes2d(x, ctx.dataset.means, ctx.dataset.std)

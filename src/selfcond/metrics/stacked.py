@@ -8,6 +8,7 @@ import math
 
 import torch
 
+from selfcond.metrics.base import metric
 from selfcond.metrics.classifier import predict
 
 
@@ -39,3 +40,12 @@ def mode_stats(labels: torch.Tensor, num_modes: int = 1000) -> dict:
     if num_modes == 1000:
         out["rkl_digits"] = sum(_rkl(torch.bincount(labels // 10 ** c % 10, minlength=10)) for c in range(3))
     return out
+
+
+@metric("stacked", ("modes", "rkl", "rkl_log10", "rkl_digits"), lambda ctx: ctx.data.name == "stacked-mnist")
+def _stacked(ctx, n: int) -> dict:
+    from selfcond.metrics.classifier import for_dataset
+
+    model, info = for_dataset(ctx.data, ctx.device)
+    x, _ = ctx.sample(n, ctx.generator(1))
+    return {**mode_stats(stacked_labels(model, x)), "classifier_accuracy": info["accuracy"]}

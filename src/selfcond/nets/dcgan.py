@@ -9,10 +9,14 @@ default width 64 costs about a third as much, which makes CPU runs practical.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
+from selfcond.nets.base import Discriminator, DiscriminatorNeeds, Encoder, Generator, NetFamily, NetOptions, register
 from selfcond.nets.layers import DHead, make_cond
+from selfcond.options import need, opt
 
 _START = {28: 7, 32: 4, 64: 4}  # coarsest side of G for each supported resolution
 
@@ -24,7 +28,7 @@ def _ups(resolution: int) -> int:
     return (resolution // _START[resolution]).bit_length() - 1
 
 
-class DCGANGenerator(nn.Module):
+class DCGANGenerator(Generator):
     """z (n, z_dim), y (n,) -> images (n, C, R, R) in [-1, 1].
 
     [z, normalised embedding(y)] -> fc -> (4w, s, s), s = 4 (7 for 28 px) -> ups x [ConvTranspose 4x4
@@ -63,7 +67,7 @@ def conv_trunk(width: int, resolution: int, channels: int, batchnorm: bool = Tru
     return nn.Sequential(*layers, nn.Flatten()), c * side * side
 
 
-class DCGANDiscriminator(nn.Module):
+class DCGANDiscriminator(Discriminator):
     """images (n, C, R, R) -> logit (n,): `conv_trunk` -> flattened features (n, feature_dim) ->
     DHead (unconditional logit, or the y-th of k logits)."""
 
@@ -80,7 +84,7 @@ class DCGANDiscriminator(nn.Module):
         return self.head(self.features(x), y)
 
 
-class DCGANEncoder(nn.Module):
+class DCGANEncoder(Encoder):
     """MIC-GANs' Q: D's trunk without BatchNorm (an image's embedding must not depend on its batch)
     -> linear: images (n, C, R, R) -> embeddings (n, dim)."""
 
@@ -91,3 +95,31 @@ class DCGANEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(self.trunk(x))
+
+
+@dataclass
+class DCGANOptions(NetOptions):
+    embed_dim: int = opt(256, min=1, help="size of G's mode embedding (g_cond concat)")
+    d_head: str = opt("multi", choices=("multi", "projection"),
+                      help="D's conditional head: one logit per mode, or a projection")
+
+    def check(self, cfg) -> None:
+        r = cfg.data.resolution
+        need(r in _START, f"data.resolution must be one of {', '.join(map(str, _START))} for model.arch "
+                          f"dcgan, got {r}")
+        need(cfg.method.d_needs() == DiscriminatorNeeds(),
+             f"method {cfg.method.name} (packing or minibatch discrimination in D) is only implemented "
+             "for the 2D nets (model.arch mlp) so far")
+
+
+def _build(o: DCGANOptions, shape: tuple, k: int, needs) -> tuple[DCGANGenerator, DCGANDiscriminator]:
+    channels, res = shape[0], shape[1]
+    g = DCGANGenerator(k, z_dim=o.z_dim, width=o.g_width, resolution=res, channels=channels,
+                       embed_dim=o.embed_dim, cond=o.g_cond)
+    d = DCGANDiscriminator(k, width=o.d_width, resolution=res, channels=channels, head=o.d_head)
+    return g, d
+
+
+register(NetFamily("dcgan", "images", DCGANOptions, build=_build, default=True,
+                   encoder=lambda o, shape, dim: DCGANEncoder(dim, width=o.d_width, resolution=shape[1],
+                                                              channels=shape[0])))

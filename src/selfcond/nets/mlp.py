@@ -1,14 +1,18 @@
-"""The 2D nets of the Self-Conditioned GAN paper's code (2d_mix)."""
+"""The 2D nets of the Self-Conditioned GAN paper's code (2d_mix): family `mlp`."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from selfcond.nets.base import Discriminator, Encoder, Generator, NetFamily, NetOptions, register
 from selfcond.nets.layers import DHead, Maxout, MinibatchDiscrimination, make_cond
+from selfcond.options import opt
 
 
-class MLPGenerator(nn.Module):
+class MLPGenerator(Generator):
     """z (n, z_dim) and mode y (n,) -> point (n, out_dim).
 
     [z, normalised embedding(y)] -> depth x [Linear(width), BatchNorm, ReLU] -> Linear(out_dim).
@@ -30,7 +34,7 @@ class MLPGenerator(nn.Module):
         return self.net(self.cond(z, y))
 
 
-class MLPDiscriminator(nn.Module):
+class MLPDiscriminator(Discriminator):
     """Point x (n, in_dim) -> logit (n / pack,).
 
     3 maxout layers (width units, `pieces` pieces) give the features used for clustering; then
@@ -59,7 +63,7 @@ class MLPDiscriminator(nn.Module):
         return self.head(h, y)
 
 
-class MLPEncoder(nn.Module):
+class MLPEncoder(Encoder):
     """MIC-GANs' Q for points: (n, in_dim) -> 2 x [Linear(width), LeakyReLU(0.2)] -> (n, dim)."""
 
     def __init__(self, dim: int, width: int = 200, in_dim: int = 2):
@@ -69,3 +73,24 @@ class MLPEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+@dataclass
+class MLPOptions(NetOptions):
+    z_dim: int = opt(2, min=1, help="size of G's noise input")
+    g_width: int = opt(400, min=1, help="units of G's hidden layers")
+    d_width: int = opt(200, min=1, help="maxout units of D's layers (and Q's width)")
+    g_depth: int = opt(4, min=1, help="hidden layers of G")
+    maxout_pieces: int = opt(5, min=1, help="pieces of D's maxout units")
+
+
+def _build(o: MLPOptions, shape: tuple, k: int, needs) -> tuple[MLPGenerator, MLPDiscriminator]:
+    g = MLPGenerator(k, z_dim=o.z_dim, embed_dim=o.embed_dim, width=o.g_width, depth=o.g_depth,
+                     out_dim=shape[0], cond=o.g_cond)
+    d = MLPDiscriminator(k, in_dim=shape[0], width=o.d_width, pieces=o.maxout_pieces, pack=needs.pack,
+                         mbd_kernels=needs.mbd_kernels, mbd_dim=needs.mbd_dim)
+    return g, d
+
+
+register(NetFamily("mlp", "points", MLPOptions, build=_build, default=True,
+                   encoder=lambda o, shape, dim: MLPEncoder(dim, width=o.d_width, in_dim=shape[0])))

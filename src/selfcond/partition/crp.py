@@ -1,5 +1,5 @@
-"""MIC-GANs (Ying et al., ICCV 2021): a Dirichlet-process mixture of conditional GANs, trained by the
-Adversarial Chinese Restaurant Process (Algorithm 1, with the supplement's initialization stage).
+"""`micgan`, MIC-GANs (Ying et al., ICCV 2021): a Dirichlet-process mixture of conditional GANs,
+trained by the Adversarial Chinese Restaurant Process (Algorithm 1, with the supplement's initialization stage).
 
 - Initialization stage (`init_steps`): D uses its unconditional head; G's conditions are uniform over
   the K slots (π starts uniform), so every mode code learns to generate something.
@@ -20,48 +20,74 @@ is labelled by its most probable mode under the Gaussians (log π + log N(Q(x)))
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from selfcond import nets
 from selfcond.cluster import crp
 from selfcond.cluster.gmm import GaussianMixture
-from selfcond.data.base import Batch
-from selfcond.partition.base import Partition
+from selfcond.cluster.niw import NIWPrior
+from selfcond.data.base import Batch, IndexedDataset
+from selfcond.nets.base import eval_mode
+from selfcond.options import need, opt
+from selfcond.partition.base import ClusteredOptions, MethodSpec, Partition, PartitionContext, register
 
 TOY_EPOCH_STEPS = 500  # 2D data are sampled fresh: an "epoch" is this many steps
 
 
+@dataclass
+class MICGANOptions(ClusteredOptions):
+    """The schedule's defaults are the ones measured in docs/RESULTS.md (MIC-GANs clustering): a
+    long initialization, so that G draws well before Q learns to tell its modes apart, then rounds
+    that first purify the modes and then merge the twins G keeps per class."""
+
+    alpha: float = opt(1.0, gt=0, help="DP concentration: the total weight of opening a new mode")
+    init_steps: int = opt(7000, min=0, help="initialization stage: D unconditional, G's conditions uniform")
+    epoch_steps: int = opt(1000, min=0, help="steps between ACRP rounds (0 = one pass over the data)")
+    sample_epochs: int = opt(7, min=0, help="ACRP rounds with Gibbs sampling; training goes on after them")
+    q_steps: int = opt(500, min=1, help="encoder steps per round")
+    q_lr: float = opt(2e-4, gt=0, help="encoder learning rate")
+    q_shift: int = opt(2, min=0, help="images: Q learns from G's images moved by up to this many pixels")
+    gibbs_sweeps: int = opt(3, min=1, help="Gibbs sweeps per round")
+    gibbs_block: int = opt(0, min=0, note="0 = N / 16",
+                           help="points sampled together (cluster.crp.block_size); 1 = exact Gibbs")
+    embed_var: float = opt(0.1, gt=0, help="initial covariance of every mode's Gaussian, and the NIW prior's")
+
+    def check(self, cfg) -> None:
+        super().check(cfg)
+        need(self.init_steps < cfg.train.steps,
+             f"method.init_steps ({self.init_steps}) must be below train.steps ({cfg.train.steps}): MIC-GANs "
+             f"would never leave its initialization stage (about 70% of the steps works)")
+
+
 class CRPPartition(Partition):
-    def __init__(self, method_cfg, device="cpu"):
-        super().__init__(method_cfg.k, device)
-        self.m = method_cfg
+    def __init__(self, options: MICGANOptions, device="cpu"):
+        super().__init__(options.k, device)
+        self.m = options
         self.conditional = False  # until the first ACRP round
         self.epoch = 0  # ACRP rounds done
-        self.table: torch.Tensor | None = None  # images: (N,) mode of every image
         self.x_fixed: torch.Tensor | None = None  # 2D: the clustered sample
         self.z: torch.Tensor | None = None  # 2D: modes of x_fixed
 
-    def bind(self, trainer) -> None:
-        self.trainer = trainer
-        self.dataset, self.generator = trainer.dataset, trainer.generator
+    def setup(self, ctx: PartitionContext) -> None:
+        self.dataset, self.generator = ctx.dataset, ctx.generator
         k = self.k
-        self.Q = nets.build_encoder(trainer.cfg, trainer.dataset, k).to(self.device)
+        self.Q = ctx.make_encoder(k)
         self.opt_q = torch.optim.Adam(self.Q.parameters(), lr=self.m.q_lr, betas=(0.5, 0.999))
         self.gmm = GaussianMixture.simplex_init(k, k, self.m.embed_var).to(self.device)
         # The base measure: centred on the simplex's centroid, expected covariance embed_var * I.
-        self.prior = crp.NIWPrior.isotropic(k, var=self.m.embed_var,
-                                            mu0=torch.full((k,), 1.0 / k, dtype=torch.float64))
+        self.prior = NIWPrior.isotropic(k, var=self.m.embed_var,
+                                        mu0=torch.full((k,), 1.0 / k, dtype=torch.float64))
         if self.m.epoch_steps:
             self.epoch_steps = self.m.epoch_steps
-        elif hasattr(self.dataset, "__len__"):
-            self.epoch_steps = max(1, math.ceil(len(self.dataset) / trainer.cfg.train.batch))
+        elif isinstance(self.dataset, IndexedDataset):
+            self.epoch_steps = max(1, math.ceil(len(self.dataset) / ctx.batch))
         else:
             self.epoch_steps = TOY_EPOCH_STEPS
 
-    def start(self, trainer) -> None:
-        if not hasattr(self.dataset, "__len__"):
+    def start(self, ctx: PartitionContext) -> None:
+        if not isinstance(self.dataset, IndexedDataset):
             self.x_fixed = self.dataset.sample(self.m.cluster_samples, self.generator, self.device)[0]
 
     def due(self, step: int) -> bool:
@@ -70,8 +96,8 @@ class CRPPartition(Partition):
 
     # --- one ACRP round ---------------------------------------------------------------------------
 
-    def refresh(self, trainer, step: int) -> dict:
-        q_loss = self._train_q(trainer)
+    def refresh(self, ctx: PartitionContext, step: int) -> dict:
+        q_loss = self.train_q(ctx)
         emb = self.embed(self._clustered())
         if self.epoch == 0:  # start the chain from the Gaussians the encoder was trained towards
             z0 = self.gmm.assign(emb, self.pi.log())
@@ -88,7 +114,7 @@ class CRPPartition(Partition):
                       fixed_loglik=self.gmm.log_prob(emb))
         self.gmm.refit(emb, z, self.prior)
         changed = float((z != z0).float().mean())
-        if hasattr(self.dataset, "__len__"):
+        if isinstance(self.dataset, IndexedDataset):
             self.table = z
         else:
             self.z = z
@@ -97,40 +123,36 @@ class CRPPartition(Partition):
         self.epoch += 1
         return {"epoch": self.epoch, "q_loss": q_loss, "relabelled": changed, **self.summary()}
 
-    def _clustered(self) -> torch.Tensor:
+    def _clustered(self):
         if self.x_fixed is not None:
             return self.x_fixed
         return self.dataset  # embedded in chunks by `embed`
 
-    def _train_q(self, trainer) -> float:
+    def train_q(self, ctx: PartitionContext) -> float:
         """q_steps of Q on generated images: ||Q(G(z, k)) - mean_k||^2 with k drawn from π.
 
-        The images come from the generator that samples (G's moving average when train.ema > 0,
-        in eval mode): its modes are cleaner than the live G's, and an encoder trained on them
-        labels real images more purely (MNIST, docs/RESULTS.md session 9). Each image is moved by
-        up to `q_shift` pixels: Q then labels a real image by its shape, not by where G would have
-        drawn it, and real images that G's modes do not reproduce exactly land in the right mode
-        (MNIST, session 10)."""
-        b, gen, total = trainer.cfg.train.batch, self.generator, 0.0
+        The images come from the generator that samples (G's moving average): its modes are cleaner
+        than the live G's, and an encoder trained on them labels real images more purely. Each image
+        is moved by up to `q_shift` pixels: Q then labels a real image by its shape, not by where G
+        would have drawn it (docs/RESULTS.md, MIC-GANs clustering)."""
+        b, gen, total = ctx.batch, self.generator, 0.0
         means = self.gmm.means.to(torch.float32)
-        with nets.eval_mode(trainer.g_eval) as g:
-            for _ in range(self.m.q_steps):
-                y = self.sample(b, gen)
-                z = torch.randn(b, trainer.cfg.model.z_dim, generator=gen, device=self.device)
-                with torch.no_grad():
-                    x = g(z, y)
-                    if x.dim() == 4 and self.m.q_shift:
-                        x = random_shift(x, self.m.q_shift, gen)
-                loss = (self.Q(x) - means[y]).pow(2).sum(1).mean()
-                self.opt_q.zero_grad(set_to_none=True)
-                loss.backward()
-                self.opt_q.step()
-                total += float(loss.detach())
+        for _ in range(self.m.q_steps):
+            y = self.sample(b, gen)
+            with torch.no_grad():
+                x = ctx.fake(y, gen)
+                if x.dim() == 4 and self.m.q_shift:
+                    x = random_shift(x, self.m.q_shift, gen)
+            loss = (self.Q(x) - means[y]).pow(2).sum(1).mean()
+            self.opt_q.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt_q.step()
+            total += float(loss.detach())
         return total / self.m.q_steps
 
     @torch.no_grad()
     def embed(self, data, chunk: int = 5000) -> torch.Tensor:
-        """Q's embeddings (n, K) of a tensor of samples or of every image of a dataset."""
+        """Q's embeddings (n, K) of a tensor of samples or of every item of an indexed dataset."""
         if isinstance(data, torch.Tensor):
             return torch.cat([self.Q(data[i:i + chunk]) for i in range(0, data.shape[0], chunk)])
         n = len(data)
@@ -151,15 +173,15 @@ class CRPPartition(Partition):
         return {"modes_alive": int(self.alive.sum()), "epoch": self.epoch}
 
     def state_dict(self) -> dict:
-        return {"counts": self.counts, "conditional": self.conditional, "epoch": self.epoch,
-                "table": self.table, "x_fixed": self.x_fixed, "z": self.z, "Q": self.Q.state_dict(),
-                "opt_q": self.opt_q.state_dict(), "gmm": self.gmm.state_dict()}
+        return {**super().state_dict(), "epoch": self.epoch, "table": self.table, "x_fixed": self.x_fixed,
+                "z": self.z, "Q": self.Q.state_dict(), "opt_q": self.opt_q.state_dict(),
+                "gmm": self.gmm.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         def dev(t):
             return None if t is None else t.to(self.device)
 
-        self.counts = state["counts"].to(self.device)
+        super().load_state_dict(state)
         self.conditional, self.epoch = bool(state["conditional"]), int(state["epoch"])
         self.table, self.x_fixed, self.z = dev(state["table"]), dev(state["x_fixed"]), dev(state["z"])
         self.Q.load_state_dict(state["Q"])
@@ -177,3 +199,9 @@ def random_shift(x: torch.Tensor, pixels: int, generator: torch.Generator) -> to
     cols = off[1] + torch.arange(w, device=x.device)
     xp = xp.gather(2, rows[:, None, :, None].expand(b, c, h, w + 2 * pixels))
     return xp.gather(3, cols[:, None, None, :].expand(b, c, h, w))
+
+
+register(MethodSpec("micgan", MICGANOptions, lambda o, dataset, device: CRPPartition(o, device),
+                    "MIC-GANs: a Dirichlet-process mixture of conditional GANs (ACRP)",
+                    preset={"model": {"g_cond": "add"}, "method": {"k": 20},
+                            "train": {"r1": 10.0, "steps": 14000}}))

@@ -1,4 +1,5 @@
-"""Self-Conditioned GAN (Liu et al., CVPR 2020): modes are k-means clusters of D's own features.
+"""`scgan`, Self-Conditioned GAN (Liu et al., CVPR 2020): modes are k-means clusters of D's own
+features.
 
 - start: k-means++ on the features of a fixed set of real samples under the randomly initialised D;
 - every `recluster_every` steps: features under the current D, k-means warm-started from the means
@@ -7,20 +8,27 @@
   meaning;
 - between refreshes, a real sample's mode is its nearest centre in the feature space of the D
   snapshot taken at the last refresh (as the paper's code does), and π is the cluster sizes.
-  Datasets held in memory are labelled whole at each refresh (a table indexed by dataset index,
-  so a step costs no extra forward pass); data sampled fresh (2D) is labelled batch by batch.
+  Indexed datasets are labelled whole at each refresh (a table indexed by dataset index, so a step
+  costs no extra forward pass); data sampled fresh (2D) is labelled batch by batch.
 """
 
 from __future__ import annotations
 
-import copy
+from dataclasses import dataclass
 
 import torch
 
 from selfcond.cluster.kmeans import assign, centers_from_labels, kmeans
 from selfcond.cluster.matching import match_clusters
-from selfcond.data.base import Batch
-from selfcond.partition.base import Partition
+from selfcond.data.base import Batch, IndexedDataset
+from selfcond.options import opt
+from selfcond.partition.base import ClusteredOptions, MethodSpec, Partition, PartitionContext, register
+
+
+@dataclass
+class SCGANOptions(ClusteredOptions):
+    recluster_every: int = opt(5000, min=1, help="steps between re-clusterings")
+    kmeans_iters: int = opt(100, min=1, help="most Lloyd iterations per clustering")
 
 
 @torch.no_grad()
@@ -30,50 +38,45 @@ def batched_features(d, x: torch.Tensor, chunk: int = 5000) -> torch.Tensor:
 
 
 class KMeansPartition(Partition):
-    def __init__(self, k: int, recluster_every: int, cluster_samples: int, max_iter: int = 100,
-                 device="cpu"):
-        super().__init__(k, device)
-        self.recluster_every = recluster_every
-        self.cluster_samples = cluster_samples
-        self.max_iter = max_iter
+    def __init__(self, options: SCGANOptions, device="cpu"):
+        super().__init__(options.k, device)
+        self.o = options
         self.x_cluster: torch.Tensor | None = None  # the fixed real samples that are clustered
         self.cluster_index: torch.Tensor | None = None  # their dataset indices, when it has any
         self.centers: torch.Tensor | None = None  # (k, f), row j = condition j
         self.cluster_labels: torch.Tensor | None = None  # (cluster_samples,) labels of x_cluster
         self.frozen = None  # D as it was at the last refresh, for labelling real batches
-        self.table: torch.Tensor | None = None  # (len(dataset),) mode of every image, when indexed
 
-    def bind(self, trainer) -> None:
-        self.generator = trainer.generator
-        self.dataset = trainer.dataset
-        self.frozen = copy.deepcopy(trainer.D).eval().requires_grad_(False)
+    def setup(self, ctx: PartitionContext) -> None:
+        self.generator, self.dataset = ctx.generator, ctx.dataset
+        self.frozen = ctx.copy_d(None)
 
-    def start(self, trainer) -> None:
-        data = trainer.dataset
-        n = self.cluster_samples
-        if hasattr(data, "__len__"):  # a fixed subset of the images (all when fewer)
+    def start(self, ctx: PartitionContext) -> None:
+        data = ctx.dataset
+        n = self.o.cluster_samples
+        if isinstance(data, IndexedDataset):  # a fixed subset of the images (all when fewer)
             n = min(n, len(data))
             idx = torch.randperm(len(data), generator=self.generator, device=self.device)[:n]
-            self.cluster_index = idx  # checkpoints keep these indices, not the images (300 MB at 32 px RGB)
+            self.cluster_index = idx  # checkpoints keep these indices, not the images
             self.x_cluster = data.images(idx, self.device)
         else:
             self.x_cluster = data.sample(n, self.generator, self.device)[0]
-        self._cluster(trainer.D, warm=False)
+        self._cluster(ctx, warm=False)
 
     def due(self, step: int) -> bool:
-        return step > 0 and step % self.recluster_every == 0
+        return step > 0 and step % self.o.recluster_every == 0
 
-    def refresh(self, trainer, step: int) -> dict:
-        return self._cluster(trainer.D, warm=True)
+    def refresh(self, ctx: PartitionContext, step: int) -> dict:
+        return self._cluster(ctx, warm=True)
 
-    def _cluster(self, d, warm: bool) -> dict:
-        self.frozen.load_state_dict(d.state_dict())
+    def _cluster(self, ctx: PartitionContext, warm: bool) -> dict:
+        ctx.copy_d(self.frozen)
         feats = batched_features(self.frozen, self.x_cluster)
         if warm:
             init = centers_from_labels(feats, self.cluster_labels, self.k, generator=self.generator)
         else:
             init = "k-means++"
-        result = kmeans(feats, self.k, init=init, max_iter=self.max_iter, generator=self.generator)
+        result = kmeans(feats, self.k, init=init, max_iter=self.o.kmeans_iters, generator=self.generator)
         labels, centers = result.labels, result.centers
         changed = 0.0
         if warm:
@@ -82,7 +85,7 @@ class KMeansPartition(Partition):
             centers = torch.empty_like(centers).index_copy_(0, perm, centers)
             changed = float((labels != self.cluster_labels).float().mean())
         self.centers, self.cluster_labels = centers, labels
-        if hasattr(self.dataset, "__len__"):
+        if isinstance(self.dataset, IndexedDataset):
             self.table = self._label_all()
             labels = self.table
         self.counts = torch.bincount(labels, minlength=self.k).to(torch.float64)
@@ -106,13 +109,12 @@ class KMeansPartition(Partition):
 
     def state_dict(self) -> dict:
         x_cluster = None if self.cluster_index is not None else self.x_cluster
-        return {"counts": self.counts, "x_cluster": x_cluster, "cluster_index": self.cluster_index,
-                "centers": self.centers,
-                "cluster_labels": self.cluster_labels, "frozen": self.frozen.state_dict(),
-                "table": self.table}
+        return {**super().state_dict(), "x_cluster": x_cluster, "cluster_index": self.cluster_index,
+                "centers": self.centers, "cluster_labels": self.cluster_labels,
+                "frozen": self.frozen.state_dict(), "table": self.table}
 
     def load_state_dict(self, state: dict) -> None:
-        self.counts = state["counts"].to(self.device)
+        super().load_state_dict(state)
         self.cluster_index = state.get("cluster_index")
         if self.cluster_index is not None:
             self.cluster_index = self.cluster_index.to(self.device)
@@ -123,3 +125,7 @@ class KMeansPartition(Partition):
         self.cluster_labels = state["cluster_labels"].to(self.device)
         self.frozen.load_state_dict(state["frozen"])
         self.table = None if state["table"] is None else state["table"].to(self.device)
+
+
+register(MethodSpec("scgan", SCGANOptions, lambda o, dataset, device: KMeansPartition(o, device),
+                    "Self-Conditioned GAN: modes are k-means clusters of D's features"))

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import sys
 
-from selfcond.bench import common
-from selfcond.bench.common import groups, mean_std
-from selfcond.config import resolve
+import click
+
+from selfcond.bench import runner
+from selfcond.bench.runner import bench_command, groups, mean_std, names, saver, trial_options
+from selfcond.config import parse_sets, resolve
 
 
 def trial(job: dict) -> dict:
-    rec, trainer, m = common.run_trial(job, metrics=["stacked"], classifier=True)
+    rec, trainer, m = runner.run_trial(job, metrics=["stacked"], classifier=True)
     return {"bench": "stacked-mnist", **rec,
             "images_per_s": round(job["steps"] * trainer.cfg.train.batch / trainer.seconds, 1)
             if trainer.seconds else None,
@@ -27,13 +29,13 @@ def run(methods, trials: int, steps: int, data_dir=None, seed: int = 0, jobs: in
         overrides: dict | None = None, out: str | None = None, on_record=None) -> list[dict]:
     todo = [{"data": "stacked-mnist", "method": m, "trial": t, "seed": seed + t, "steps": steps,
              "data_dir": data_dir, "set": overrides or {}, "out": out} for m in methods for t in range(trials)]
-    common.check_jobs(todo)
+    runner.check_jobs(todo)
     from selfcond.metrics.classifier import for_dataset
 
     # Train the classifier once, before the workers need it.
-    _, info = for_dataset(resolve(overrides=common.trial_overrides(todo[0])).data)
+    _, info = for_dataset(resolve(overrides=runner.trial_overrides(todo[0])).data)
     print(f"MNIST classifier: held-out accuracy {info['accuracy']:.4f}", file=sys.stderr)
-    return common.run_jobs(todo, trial, jobs, on_record, report=_progress)
+    return runner.run_jobs(todo, trial, jobs, on_record, report=_progress)
 
 
 def _progress(done: int, total: int, rec: dict) -> None:
@@ -52,3 +54,14 @@ def markdown(records: list[dict]) -> str:
     acc = {r["classifier_accuracy"] for r in records}
     lines.append(f"\nMNIST classifier held-out accuracy: {', '.join(f'{a:.4f}' for a in sorted(acc))}")
     return "\n".join(lines)
+
+
+@bench_command("stacked-mnist")
+@click.option("--methods", default="gan,scgan", show_default=True)
+@click.option("--data-dir", help="directory with MNIST's IDX files (else the usual search order)")
+@trial_options(trials=3, steps=20000)
+def command(methods, data_dir, trials, steps, seed, jobs, sets, out, json_path):
+    """Table 2 of Self-Conditioned GAN: Stacked MNIST modes (of 1000) and reverse KL."""
+    records = run(names(methods), trials, steps, data_dir, seed=seed, jobs=jobs, overrides=parse_sets(sets),
+                  out=out, on_record=saver(json_path))
+    click.echo(markdown(records))

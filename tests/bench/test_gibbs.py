@@ -1,11 +1,7 @@
 import torch
 
-from selfcond.bench.gibbs_speed import (
-    format_markdown,
-    make_embeddings,
-    published_loop,
-    run_gibbs_speed,
-)
+from selfcond.bench.gibbs import make_embeddings, markdown, markdown_blocks, run, run_blocks
+from selfcond.bench.published_micgans import published_loop
 
 
 def test_published_loop_follows_the_argmax_start_on_separated_data():
@@ -15,8 +11,8 @@ def test_published_loop_follows_the_argmax_start_on_separated_data():
     assert (z == y).float().mean() > 0.95  # one-hot means: slot k is component k
 
 
-def test_run_gibbs_speed_tiny():
-    rec = run_gibbs_speed(n=300, d=3, k=3, sweeps=2, seed=0, threads=1, repeats=3)
+def test_gibbs_bench_tiny():
+    rec = run(n=300, d=3, k=3, sweeps=2, seed=0, threads=1, repeats=3)
     assert len(rec["fast_seconds_all"]) == 3
     assert rec["fast_seconds"] == sorted(rec["fast_seconds_all"])[1]  # the median run
     for key in ("fast_seconds", "exact_seconds", "published_seconds", "published_measured_seconds"):
@@ -27,20 +23,18 @@ def test_run_gibbs_speed_tiny():
         s = rec["scores"][name]
         assert set(s) >= {"purity", "nmi", "ari", "live"}
         assert s["ari"] > 0.9  # well-separated components, right start
-    assert "| selfcond fast sweep" in format_markdown(rec)
+    assert "| selfcond fast sweep" in markdown(rec)
 
 
 def test_published_loop_subset_is_extrapolated():
-    rec = run_gibbs_speed(n=400, d=3, k=3, sweeps=1, seed=1, threads=1, loop_points=100)
+    rec = run(n=400, d=3, k=3, sweeps=1, seed=1, threads=1, loop_points=100)
     assert rec["published_points"] == 100 and rec["published_extrapolated"]
     assert abs(rec["published_seconds"] - 4 * rec["published_measured_seconds"]) < 1e-2
-    assert "extrapolated" in format_markdown(rec)
+    assert "extrapolated" in markdown(rec)
 
 
 def test_block_accuracy_exact_row_is_the_reference():
-    from selfcond.bench.gibbs_speed import format_block_accuracy, run_block_accuracy
-
-    rec = run_block_accuracy(n=200, d=3, k_true=3, k=6, std=0.1, blocks=(1, 25), sweeps=30, burn=10, chains=2)
+    rec = run_blocks(n=200, d=3, k_true=3, k=6, std=0.1, blocks=(1, 25), sweeps=30, burn=10, chains=2)
     exact, fast = rec["rows"]
     assert exact["exact"] and not fast["exact"] and fast["block"] == 25
     # well separated: both chains sit on the 3 components (a stray singleton slot at most)
@@ -48,5 +42,5 @@ def test_block_accuracy_exact_row_is_the_reference():
         assert r["live_mean"] < 4 and r["ari_last"] > 0.95 and len(r["log_joint_chains"]) == 2
     assert fast["log_joint_mean"] <= exact["log_joint_mean"] + 1.0  # the exact chain is nearer the mode
     assert exact["seconds_per_sweep"] > 0 and fast["seconds_per_sweep"] > 0
-    table = format_block_accuracy(rec)
+    table = markdown_blocks(rec)
     assert "| exact sequential |" in table and "| fast sweep, block 25 | 1/8 |" in table

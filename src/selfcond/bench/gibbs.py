@@ -1,18 +1,14 @@
-"""Speed figure: the MIC-GANs Gibbs step, ours beside the published per-image loop.
+"""`bench gibbs`: the MIC-GANs Gibbs step, ours beside the published per-image loop; `bench
+gibbs-blocks`: what the fast sweep's blocks cost in accuracy.
 
 The Gibbs step on ``n`` embeddings of dimension ``d`` with ``k`` slots, ``sweeps`` sweeps, timed in
 one process on the same embeddings:
 
 * ours, fast sweep: :func:`selfcond.cluster.crp.gibbs` in blocks of ``block`` points (0 = the
   library default, n / 16), the median of ``repeats`` timed runs;
-* ours, exact: the same with ``exact=True`` (sequential, point by point);
-* published: :func:`published_loop`, a faithful re-implementation of the published MIC-GANs
-  code (yinghdb/MICGANs, ``clusterers/crp_clusterer.py``: ``CRPClusterer.crp`` computes the
-  likelihoods in batches of 128 and calls ``crp_sample``; the densities come from
-  ``gan_training/models/multi_gaussian.py``: ``MultiGaussian.compute_embed_probs``). Its Gaussians
-  are fixed during the sweeps (not collapsed), its likelihoods are linear-space densities divided
-  by their row maximum, the chain starts at the argmax, and each image is drawn in a Python loop
-  with count weights n_k and no alpha. Not part of the library.
+* ours, exact: :func:`selfcond.cluster.crp_exact.gibbs_exact` (sequential, point by point);
+* published: :func:`selfcond.bench.published_micgans.published_loop`, a faithful re-implementation
+  of the published MIC-GANs per-image loop (see that module).
 
 All three start from the same assignment, the argmax under the simplex-initialised mixture (one-hot
 means, covariance 0.1 I), which is what the published code starts from. If the published loop would
@@ -32,20 +28,22 @@ Run: ``selfcond bench gibbs [--n 60000 --d 15 --k 15 --sweeps 3 --threads 1 --bl
 
 from __future__ import annotations
 
-import random
 import time
 from typing import Optional
 
-import numpy as np
+import click
 import torch
 
-from selfcond.bench.common import synchronize
-from selfcond.cluster.crp import NIWPrior, block_size, gibbs, log_joint
+from selfcond.bench.published_micgans import published_loop
+from selfcond.bench.runner import bench_command, bench_device, device_option, saver, synchronize
+from selfcond.cluster.crp import block_size, gibbs
+from selfcond.cluster.crp_exact import gibbs_exact, log_joint
 from selfcond.cluster.gmm import GaussianMixture
+from selfcond.cluster.niw import NIWPrior
+from selfcond.errors import UserError
 from selfcond.metrics.clusters import cluster_scores
 
-__all__ = ["make_embeddings", "published_loop", "run_gibbs_speed", "format_markdown", "run_block_accuracy",
-           "format_block_accuracy"]
+__all__ = ["make_embeddings", "run", "markdown", "run_blocks", "markdown_blocks"]
 
 _LOOP_BUDGET_S = 180.0  # above this (estimated), time the published loop on a subset
 _PILOT_POINTS = 2000
@@ -59,56 +57,6 @@ def make_embeddings(n: int = 60000, d: int = 15, k: int = 15, std: float = 0.1, 
     y = torch.randint(k, (n,), generator=g)
     x = torch.eye(k, d)[y] + std * torch.randn(n, d, generator=g)
     return x, y
-
-
-def published_loop(x: torch.Tensor, means: torch.Tensor, covs: torch.Tensor, sweeps: int,
-                   seed: int = 0) -> torch.Tensor:
-    """The published Gibbs step, re-implemented faithfully (see module docstring).
-
-    x (N, D) embeddings; means (K, D), covs (K, D, D) of its fixed Gaussians. Returns (N,) int64.
-    Randomness from Python's ``random`` and NumPy's global RNG, as in the original (seeded here).
-    """
-    random.seed(seed)
-    np.random.seed(seed)
-    x, means, covs = x.float(), means.float(), covs.float()
-    n, d = x.shape
-    k = means.shape[0]
-    # MultiGaussian: 1/sqrt(det), inverse, and a determinant "scalor" (0 until its update rescales)
-    det_recip = 1.0 / torch.sqrt(torch.det(covs))
-    inv = torch.inverse(covs)
-    scalor = torch.zeros(k)
-    lik = torch.zeros(n, k)
-    for a in range(0, n, 128):  # compute_embed_probs on batches of 128, linear space
-        diff = x[a : a + 128, None, :] - means[None]
-        p1 = 1.0 / np.power(2 * np.pi, 0.5 * d) * det_recip
-        quad = -0.5 * torch.matmul(torch.matmul(diff.unsqueeze(2), inv), diff.unsqueeze(3))
-        lik[a : a + 128] = p1 * torch.exp(quad.squeeze(3).squeeze(2) + scalor)
-    # crp_sample: rescale by the row max, start at the argmax, count-weighted draws per image
-    lik = lik / lik.max(dim=1)[0].unsqueeze(1)
-    picked = torch.argmax(lik, dim=1)
-    counts = torch.zeros(k)
-    for j in range(k):
-        counts[j] = (picked == j).sum()
-    for _ in range(sweeps):
-        order = list(range(n))
-        random.shuffle(order)
-        for im in order:
-            counts[picked[im]] -= 1
-            post = (counts * lik[im]).numpy()
-            picked[im] = torch.tensor(_choice_sample(post)[0])
-            counts[picked[im]] += 1
-    return picked
-
-
-def _choice_sample(prob: np.ndarray, batch: int = 1) -> np.ndarray:
-    # The published choice_sample: running sum in a Python loop, then a comparison count.
-    if prob.sum() == 0:
-        return np.random.randint(low=0, high=len(prob), size=batch)
-    prob = prob.copy()
-    for i in range(1, len(prob)):
-        prob[i] = prob[i - 1] + prob[i]
-    r = np.random.rand(batch) * prob[-1]
-    return (prob[None, :] < r[:, None]).sum(axis=1)
 
 
 def _timed(fn, *args):
@@ -134,7 +82,7 @@ def _scores(z: torch.Tensor, y: torch.Tensor, k: int) -> dict:
     return s
 
 
-def run_gibbs_speed(
+def run(
     n: int = 60000,
     d: int = 15,
     k: int = 15,
@@ -165,8 +113,11 @@ def run_gibbs_speed(
 
     def ours(exact: bool, pts: int = n):
         gen = torch.Generator(dev).manual_seed(seed)
-        z, wall, cpu = _timed(_synced(gibbs, dev), x_dev[:pts], z0_dev[:pts], k, alpha, prior, sweeps,
-                              gen, block, exact)
+        if exact:
+            z, wall, cpu = _timed(gibbs_exact, x_dev[:pts], z0_dev[:pts], k, alpha, prior, sweeps, gen)
+        else:
+            z, wall, cpu = _timed(_synced(gibbs, dev), x_dev[:pts], z0_dev[:pts], k, alpha, prior, sweeps,
+                                  gen, block)
         return z.cpu(), wall, cpu
 
     ours(False, min(n, 2048))  # warm-up: first calls into BLAS / LAPACK are slow
@@ -218,8 +169,8 @@ def run_gibbs_speed(
     }
 
 
-def format_markdown(rec: dict) -> str:
-    """A small markdown table of one ``run_gibbs_speed`` record."""
+def markdown(rec: dict) -> str:
+    """A small markdown table of one `run` record."""
     sc = rec["scores"]
     pub = "published per-image loop"
     if rec["published_extrapolated"]:
@@ -252,7 +203,7 @@ def format_markdown(rec: dict) -> str:
 
 
 
-def run_block_accuracy(
+def run_blocks(
     n: int = 4000,
     d: int = 5,
     k_true: int = 5,
@@ -290,7 +241,7 @@ def run_block_accuracy(
             lj, live = [], []
             for s in range(sweeps):
                 t0 = time.perf_counter()
-                z = gibbs(x, z, k, alpha, prior, 1, gen, block=max(1, b), exact=b <= 1)
+                z = gibbs_exact(x, z, k, alpha, prior, 1, gen) if b <= 1 else gibbs(x, z, k, alpha, prior, 1, gen, b)
                 secs += time.perf_counter() - t0
                 if s >= burn:
                     lj.append(log_joint(x, z, k, alpha, prior))
@@ -310,8 +261,8 @@ def run_block_accuracy(
             "torch_version": torch.__version__}
 
 
-def format_block_accuracy(rec: dict) -> str:
-    """Markdown table of one ``run_block_accuracy`` record."""
+def markdown_blocks(rec: dict) -> str:
+    """Markdown table of one `run_blocks` record."""
     lines = [
         f"{rec['n']} points, D={rec['d']}, {rec['k_true']} overlapping components (std {rec['std']}), "
         f"K={rec['k']}, alpha={rec['alpha']}; {rec['chains']} chains per sampler, each averaged over "
@@ -326,3 +277,50 @@ def format_block_accuracy(rec: dict) -> str:
         lines.append(f"| {name} | {frac} | {r['log_joint_mean']:.1f} ± {r['log_joint_sd_chains']:.1f} | "
                      f"{r['live_mean']:.2f} | {r['ari_last']:.4f} | {r['seconds_per_sweep']:.4f} |")
     return "\n".join(lines)
+
+
+@bench_command("gibbs")
+@click.option("--n", type=click.IntRange(min=1), default=60000, show_default=True)
+@click.option("--d", type=click.IntRange(min=1), default=15, show_default=True)
+@click.option("--k", type=click.IntRange(min=1), default=15, show_default=True)
+@click.option("--sweeps", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--block", type=click.IntRange(min=0), default=0, show_default=True,
+              help="points per block of our fast sweep; 0 = the library default, n / 16")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
+@device_option()
+@click.option("--repeats", type=click.IntRange(min=1), default=5, show_default=True,
+              help="timed runs of our fast sweep (the median is reported)")
+@click.option("--json", "json_path", help="write the record here")
+def command(n, d, k, sweeps, block, seed, threads, device, repeats, json_path):
+    """Our Gibbs sweeps beside the published MIC-GANs per-image loop, on the same embeddings
+    (the published loop runs on the CPU)."""
+    if k > d:
+        raise UserError(f"--k ({k}) must be at most --d ({d}): the embeddings sit around one-hot means")
+    rec = run(n=n, d=d, k=k, sweeps=sweeps, seed=seed, threads=threads, block=block,
+              device=str(bench_device(device)), repeats=repeats)
+    saver(json_path)([rec])
+    click.echo(markdown(rec))
+
+
+@bench_command("gibbs-blocks")
+@click.option("--n", type=click.IntRange(min=1), default=4000, show_default=True)
+@click.option("--blocks", default="1,64,256,512", show_default=True,
+              help="block sizes of the fast sweep; 1 runs the exact sequential sampler")
+@click.option("--sweeps", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--burn", type=click.IntRange(min=0), default=50, show_default=True, help="sweeps before scoring starts")
+@click.option("--chains", type=click.IntRange(min=1), default=4, show_default=True, help="chains per block size")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "json_path", help="write the record here")
+def blocks_command(n, blocks, sweeps, burn, chains, seed, json_path):
+    """What the fast sweep's blocks cost in accuracy, beside the exact sampler."""
+    try:
+        sizes = [int(b) for b in blocks.split(",") if b.strip()]
+    except ValueError:
+        raise UserError(f"--blocks expects numbers like 1,64,256, got {blocks!r}") from None
+    try:
+        rec = run_blocks(n=n, blocks=sizes, sweeps=sweeps, burn=burn, chains=chains, seed=seed)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    saver(json_path)([rec])
+    click.echo(markdown_blocks(rec))

@@ -8,14 +8,17 @@ import statistics
 import tempfile
 import time
 
+import click
 
-def run_overhead(data: str = "digits", steps: int = 200, snapshots: int = 5, threads: int = 1,
+from selfcond.bench.runner import bench_command, saver
+
+
+def run(data: str = "digits", steps: int = 200, snapshots: int = 5, threads: int = 1,
                  overrides: dict | None = None) -> dict:
     import torch
 
     from selfcond.config import resolve
-    from selfcond.train import io
-    from selfcond.train.loop import start_run
+    from selfcond.train import snapshot, start_run
 
     cfg = resolve(overrides={"data.name": data, "train.threads": threads, "train.steps": 10 ** 9,
                              "model.g_width": 64, "model.d_width": 64, **(overrides or {})})
@@ -31,10 +34,10 @@ def run_overhead(data: str = "digits", steps: int = 200, snapshots: int = 5, thr
         ckpt, full = [], []
         for _ in range(snapshots):
             a = time.perf_counter()
-            io.save_checkpoint(t.run_dir, t.state_dict(), t.step)
+            t.save_checkpoint()
             ckpt.append(time.perf_counter() - a)
             a = time.perf_counter()
-            t.snapshot()
+            snapshot.take(t)
             full.append(time.perf_counter() - a)
             t.step += 1  # a new step number: new file names, as in a run
         size = max(p.stat().st_size for p in t.run_dir.glob("checkpoint-*.pt"))
@@ -50,7 +53,7 @@ def run_overhead(data: str = "digits", steps: int = 200, snapshots: int = 5, thr
             "snapshot_share": round(fu / (train_s + fu), 4)}
 
 
-def format_markdown(rec: dict) -> str:
+def markdown(rec: dict) -> str:
     return "\n".join([
         "| config | step (ms) | images/s | checkpoint (s) | checkpoint size (MB) | whole snapshot (s) | "
         f"share at every {rec['snapshot_every']} steps: checkpoint / snapshot |",
@@ -58,3 +61,19 @@ def format_markdown(rec: dict) -> str:
         f"| {rec['dataset']} {rec['resolution']} px, G/D width {rec['g_width']}/{rec['d_width']}, batch {rec['batch']}, "
         f"{rec['threads']} thread(s) | {rec['step_ms']} | {rec['images_per_s']} | {rec['checkpoint_s']} | {rec['checkpoint_mb']} | "
         f"{rec['snapshot_s']} | {100 * rec['checkpoint_share']:.2f}% / {100 * rec['snapshot_share']:.2f}% |"])
+
+
+@bench_command("snapshot")
+@click.option("--data", default="digits", show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), default=200, show_default=True, help="training steps timed")
+@click.option("--snapshots", type=click.IntRange(min=1), default=5, show_default=True, help="snapshots timed (median)")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE")
+@click.option("--json", "json_path", help="write the record here")
+def command(data, steps, snapshots, threads, sets, json_path):
+    """Seconds per checkpoint and per snapshot, and their share of training time."""
+    from selfcond.config import parse_sets
+
+    rec = run(data, steps, snapshots, threads, parse_sets(sets))
+    saver(json_path)([rec])
+    click.echo(markdown(rec))
