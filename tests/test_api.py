@@ -98,3 +98,33 @@ def test_bad_inputs_give_one_line_and_exit_2(run, tmp_path, args, message):
     assert r.returncode == 2, (r.stdout, r.stderr)
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], r.stderr
+
+
+def test_generate_needs_only_the_checkpoint(tmp_path, monkeypatch):
+    """With the training data moved away, a run still generates and interpolates; evaluating, which
+    needs the data, says where it looked."""
+    import numpy as np
+
+    from selfcond.data.idx import write_idx
+
+    from selfcond.data import mnist
+
+    monkeypatch.setenv("SELFCOND_CACHE", str(tmp_path / "cache"))  # no cached MNIST to fall back on
+    monkeypatch.setitem(mnist.MIRRORS, "mnist", ["http://127.0.0.1:9/"])  # nor a download
+    files = tmp_path / "mnist-files"
+    files.mkdir()
+    rng = np.random.default_rng(0)
+    write_idx(files / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (64, 28, 28)))
+    write_idx(files / "train-labels-idx1-ubyte.gz", np.arange(64) % 10)
+    cfg = resolve(overrides={"data.name": "mnist", "data.data_dir": str(files), "method.k": 3, "train.steps": 4,
+                             "model.g_width": 8, "model.d_width": 8, "model.z_dim": 8, "model.embed_dim": 4,
+                             "train.batch": 8, "method.cluster_samples": 64, "train.threads": 1})
+    t = start_run(cfg, tmp_path / "runs")
+    t.train(progress=False)
+    files.rename(tmp_path / "elsewhere")
+    r = cli("generate", t.run_dir, "--mode", "all", "--n", "2", "--grid", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    a, b = selfcond.load(t.run_dir, device="cpu").live_modes[:2]
+    assert cli("interpolate", t.run_dir, "--modes", f"{a},{b}", "--steps", "3").returncode == 0
+    r = cli("evaluate", t.run_dir, "--metrics", "purity")
+    assert r.returncode == 2 and "of dataset 'mnist'" in r.stderr and len(r.stderr.splitlines()) == 1

@@ -53,6 +53,10 @@ class Registry(Generic[T]):
         self._items[name] = item
         return item
 
+    def unregister(self, name: str) -> None:
+        """Remove `name` (a plugin's or a test's own entry)."""
+        self._items.pop(name, None)
+
     def _load(self) -> None:
         if not self._loaded:
             self._loaded = True

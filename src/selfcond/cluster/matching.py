@@ -49,7 +49,7 @@ def match_clusters(new_labels, old_labels, k: int) -> Tensor:
         ``perm[new_label]`` = the old label it corresponds to, so
         ``perm[new_labels]`` relabels the new partition consistently with the old one.
     """
-    from scipy.optimize import linear_sum_assignment  # a quarter of a second to import
+    from scipy.optimize import linear_sum_assignment  # slow to import: only when matching
 
     device = torch.as_tensor(new_labels).device
     overlap = overlap_matrix(new_labels, old_labels, k)

@@ -55,7 +55,10 @@ class Dataset(ABC):
 
 
 class SampledDataset(Dataset):
-    """Infinite data: every call draws fresh samples."""
+    """Infinite data: every call draws fresh samples. means: (K, *shape) the components' means
+    when the data are a mixture (snapshots draw them under the samples), else None."""
+
+    means: torch.Tensor | None = None
 
     @abstractmethod
     def sample(self, n: int, generator: torch.Generator,

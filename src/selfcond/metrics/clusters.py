@@ -20,7 +20,7 @@ def cluster_scores(modes, labels, k: int, classes: int, pi=None, top: int | None
     With `pi` and `top` (the true number of classes), also the purity over the `top` modes with the
     largest π (what MIC-GANs reports), and `k_found` = modes with π > 1%.
     """
-    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score  # 0.8 s to import
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score  # slow to import: only when scores are computed
 
     modes = torch.as_tensor(modes).cpu().numpy()
     labels = torch.as_tensor(labels).cpu().numpy()

@@ -72,8 +72,7 @@ class Trainer:
         self.family = FAMILIES.get(cfg.model.arch)
         nets = self.family.build(cfg.model, self.dataset.shape, self.partition.k, cfg.method.d_needs())
         self.G, self.D = (m.to(self.device) for m in nets)
-        # The fused Adam kernel is 2-3x faster than the per-tensor loop on CPU, where the 2D nets
-        # spend a sixth of each step in the optimiser.
+        # The fused Adam kernel: the 2D nets spend much of a CPU step in the optimiser.
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=t.lr, betas=tuple(t.betas), fused=True)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=t.lr, betas=tuple(t.betas), fused=True)
         # With train.ema > 0, G's exponential moving average samples, snapshots and is scored;
@@ -171,7 +170,8 @@ class Trainer:
         beta = min(self.cfg.train.ema, (1 + s) / (10 + s))
         (avg, live), (avg_buf, live_buf) = self._ema_pairs
         torch._foreach_lerp_(avg, live, 1.0 - beta)
-        torch._foreach_copy_(avg_buf, live_buf)
+        if avg_buf:  # a G without BatchNorm has no buffers
+            torch._foreach_copy_(avg_buf, live_buf)
 
     # --- the loop ---------------------------------------------------------------------------------
 

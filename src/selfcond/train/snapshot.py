@@ -18,7 +18,6 @@ import torch
 
 from selfcond.atomic import atomic_write
 from selfcond.data.base import IndexedDataset
-from selfcond.data.toy2d import Toy2D
 from selfcond.metrics.clusters import contingency
 from selfcond.train.rundir import append_jsonl
 from selfcond.viz.grid import mode_grid_png
@@ -67,7 +66,7 @@ def take(trainer) -> None:
     t.last_metrics = metrics
     t.log.scalars("metrics", metrics)
     append_jsonl(t.run_dir / "metrics.jsonl", metrics)
-    if isinstance(t.dataset, Toy2D):
+    if t.cfg.kind == "points":
         from selfcond.viz.plots import scatter_png
 
         x, y = t.sample(2500, t.eval_generator(2))

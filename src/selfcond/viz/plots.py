@@ -142,17 +142,19 @@ def mode_label_png(modes: list[int], counts: np.ndarray) -> bytes | None:
     return to_png(fig)
 
 
-def scatter_png(x, y, means, title: str = "") -> bytes:
-    """Generated 2D points x (n, 2), coloured by their condition y (n,), over the true means (K, 2)."""
-    x, y, means = np.asarray(x), np.asarray(y), np.asarray(means)
+def scatter_png(x, y, means=None, title: str = "") -> bytes:
+    """Generated 2D points x (n, 2), coloured by their condition y (n,), over the true means (K, 2)
+    when there are any."""
+    x, y = np.asarray(x), np.asarray(y)
     fig = figure(5, 5)
     fig.set_layout_engine(None)
     ax = fig.add_subplot()
-    # True means as open rings under the samples, so collapsed or missing modes stay visible.
-    ax.scatter(means[:, 0], means[:, 1], marker="o", facecolors="none", edgecolors="0.6", s=60,
-               linewidths=0.8, zorder=1)
+    if means is not None:  # true means as open rings under the samples: missing modes stay visible
+        means = np.asarray(means)
+        ax.scatter(means[:, 0], means[:, 1], marker="o", facecolors="none", edgecolors="0.6", s=60,
+                   linewidths=0.8, zorder=1)
     ax.scatter(x[:, 0], x[:, 1], c=y % 20, cmap="tab20", s=3, alpha=0.7, linewidths=0, zorder=2)
-    span = np.abs(means).max() * 1.3 + 0.1
+    span = np.abs(means if means is not None else x).max() * 1.3 + 0.1
     ax.set_xlim(-span, span)
     ax.set_ylim(-span, span)
     ax.set_aspect("equal")
