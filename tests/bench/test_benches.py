@@ -79,3 +79,24 @@ def test_sigterm_on_a_parallel_bench_takes_its_workers_down(tmp_path):
     time.sleep(1)
     alive = [c for c in children if os.path.exists(f"/proc/{c}") and "Z" not in open(f"/proc/{c}/stat").read().split()[2]]
     assert not alive, f"workers left running: {alive}"
+
+
+def test_kmeans_bench_times_the_partitions_call():
+    from selfcond.bench import kmeans as kmeans_bench
+
+    rec = kmeans_bench.run(n=400, d=16, k=5, threads=1)
+    assert rec["ours_max_iter"] == 100  # what partition/kmeans.py passes (method.kmeans_iters)
+    assert rec["ours_seconds"] > 0 and rec["sklearn_seconds"] > 0 and rec["sklearn1_seconds"] > 0
+    assert 0.9 < rec["inertia_ratio"] < 1.2 and 0.9 < rec["inertia_ratio_sklearn1"] < 1.2
+    assert "the paper's call" in kmeans_bench.markdown(rec)
+
+
+def test_every_bench_module_registers_its_verb():
+    from clirun import cli
+
+    r = cli("bench", "--help")
+    assert r.returncode == 0
+    for verb in ("2d", "stacked-mnist", "clusters", "kmeans", "gibbs", "gibbs-blocks", "snapshot"):
+        assert f"  {verb} " in r.stdout, verb
+    bad = cli("bench", "2d", "--methods", "gan,scgan", "--set", "method.alpha=2", "--trials", "1")
+    assert bad.returncode == 2 and "none of the methods gan, scgan has that option" in bad.stderr
