@@ -7,6 +7,7 @@ import contextlib
 import io
 import subprocess
 import sys
+import warnings
 from types import SimpleNamespace
 
 
@@ -15,12 +16,15 @@ def cli(*args) -> SimpleNamespace:
     from selfcond.cli import main
 
     out, err, code = io.StringIO(), io.StringIO(), 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+            warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")  # what a user's terminal would show
         try:
             main([str(a) for a in args])
         except SystemExit as e:
             code = e.code if isinstance(e.code, int) else 1
-    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
+    shown = "".join(warnings.formatwarning(w.message, w.category, w.filename, w.lineno) for w in caught)
+    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=shown + err.getvalue())
 
 
 def cli_process(*args, cwd=None, timeout=300) -> subprocess.CompletedProcess:

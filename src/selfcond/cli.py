@@ -14,6 +14,9 @@ import click
 
 from selfcond.errors import SelfcondError, UserError
 
+MAX_IMAGES = 100_000  # images one `generate` call writes
+MAX_GRID = 4096  # images in one grid PNG
+
 # Flags of `train` and the config keys they set (None = not given, keep the config's value).
 TRAIN_FLAGS = {
     "data": "data.name", "data_dir": "data.data_dir", "method": "method.name", "k": "method.k",
@@ -104,8 +107,11 @@ def _parse_seeds(text: str) -> list[int]:
     try:
         for part in text.split(","):
             if "-" in part.strip()[1:]:
-                a, b = part.split("-", 1)
-                seeds += list(range(int(a), int(b) + 1))
+                a, b = (int(v) for v in part.split("-", 1))
+                if b - a + 1 + len(seeds) > MAX_IMAGES:
+                    raise UserError(f"--seeds {text} names more than {MAX_IMAGES:,} images, the most one call "
+                                    "writes: split the seeds over several calls")
+                seeds += list(range(a, b + 1))
             elif part.strip():
                 seeds.append(int(part))
     except ValueError:
@@ -121,11 +127,31 @@ def _load(run: str, device: str):
     return load(run, device=device)
 
 
+def _file_out(path: Path, option: str) -> Path:
+    """`path` as a file to write: its directory is created; an existing directory is refused."""
+    if path.is_dir():
+        raise UserError(f"{option} {path} is a directory; give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise UserError(f"{option} {path}: {path.parent} exists and is not a directory") from None
+    return path
+
+
+def _dir_out(path: Path, option: str) -> Path:
+    """`path` as a directory to write into (created); an existing file is refused."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise UserError(f"{option} {path} is a file, not a directory; give a directory") from None
+    return path
+
+
 @cli.command()
 @click.argument("run")
 @click.option("--mode", help="a mode number, or 'all' (every live mode); default: modes drawn from π")
 @click.option("--seeds", help="seeds to draw, e.g. 0-63 or 1,5,9 (default 0..n-1)")
-@click.option("--n", type=click.IntRange(min=1), default=16, show_default=True, help="images when no --seeds")
+@click.option("--n", type=click.IntRange(1, MAX_IMAGES), default=16, show_default=True, help="images when no --seeds")
 @click.option("--grid", is_flag=True, help="write one grid PNG instead of one PNG per image")
 @click.option("--out", help="output directory (default RUN/generated)")
 @click.option("--device", default="auto", show_default=True)
@@ -136,8 +162,11 @@ def generate(run, mode, seeds, n, grid, out, device):
     from selfcond.atomic import atomic_write
     from selfcond.viz.grid import mode_grid_png
 
-    model = _load(run, device)
     seed_list = _parse_seeds(seeds) if seeds else list(range(n))
+    if len(seed_list) > MAX_IMAGES:
+        raise UserError(f"{len(seed_list):,} images asked for; one call writes at most {MAX_IMAGES:,} "
+                        "(split the seeds over several calls)")
+    model = _load(run, device)
     if mode == "all":
         if not model.conditional:
             raise UserError(f"run {run} is unconditional ({model.cfg.method.name}): it has no modes")
@@ -149,8 +178,12 @@ def generate(run, mode, seeds, n, grid, out, device):
             raise UserError(f"--mode expects a number or 'all', got {mode!r}") from None
     else:
         modes = [None]
-    out_dir = Path(out) if out else model.run_dir / "generated"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    total = len(modes) * len(seed_list)
+    if total > (MAX_GRID if grid else MAX_IMAGES):
+        raise UserError(f"{len(modes)} mode(s) x {len(seed_list)} seeds = {total:,} images; "
+                        f"{'a grid holds' if grid else 'one call writes'} at most "
+                        f"{MAX_GRID if grid else MAX_IMAGES:,}: give fewer seeds or one --mode")
+    out_dir = _dir_out(Path(out) if out else model.run_dir / "generated", "--out")
     rows, names, written = [], [], 0
     for m in modes:
         x, y = model.generate(mode=m, seeds=seed_list)
@@ -174,9 +207,9 @@ def generate(run, mode, seeds, n, grid, out, device):
 @cli.command()
 @click.argument("run")
 @click.option("--modes", required=True, help="2 modes (a strip) or 4 modes (a sheet), e.g. 2,7")
-@click.option("--steps", type=click.IntRange(min=2), default=8, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--rows", type=click.IntRange(min=1), default=4, show_default=True, help="noise rows of a strip")
+@click.option("--steps", type=click.IntRange(2, 64), default=8, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--rows", type=click.IntRange(1, 64), default=4, show_default=True, help="noise rows of a strip")
 @click.option("--out", help="PNG file (default RUN/interpolate-A-B.png)")
 @click.option("--device", default="auto", show_default=True)
 def interpolate(run, modes, steps, seed, rows, out, device):
@@ -188,9 +221,11 @@ def interpolate(run, modes, steps, seed, rows, out, device):
         ms = [int(m) for m in modes.split(",")]
     except ValueError:
         raise UserError(f"--modes expects numbers like 2,7, got {modes!r}") from None
+    if out:
+        _file_out(Path(out), "--out")  # before the work, not after it
     model = _load(run, device)
     sheet = model.interpolate(ms, steps=steps, seed=seed, rows=rows)
-    path = Path(out) if out else model.run_dir / f"interpolate-{'-'.join(map(str, ms))}.png"
+    path = _file_out(Path(out) if out else model.run_dir / f"interpolate-{'-'.join(map(str, ms))}.png", "--out")
     atomic_write(path, mode_grid_png(sheet))
     click.echo(str(path))
 
@@ -198,13 +233,15 @@ def interpolate(run, modes, steps, seed, rows, out, device):
 @cli.command()
 @click.argument("run")
 @click.option("--metrics", help="comma-separated metric names or keys (default: all that apply)")
-@click.option("--n", type=click.IntRange(min=1), help="samples (default train.eval_samples)")
+@click.option("--n", type=click.IntRange(1, 1_000_000), help="samples (default train.eval_samples)")
 @click.option("--json", "json_path", help="also write the result to this file")
 @click.option("--device", default="auto", show_default=True)
 def evaluate(run, metrics, n, json_path, device):
     """Compute metrics of a run; appends to RUN/metrics.jsonl and prints one JSON line."""
     from selfcond.atomic import write_json
 
+    if json_path:
+        _file_out(Path(json_path), "--json")
     model = _load(run, device)
     names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
     result = model.evaluate(names, n, progress=True)
@@ -221,6 +258,8 @@ def report(run):
 
     if not Path(run).is_dir():
         raise UserError(f"run directory not found: {run}")
+    if not (Path(run) / "config.yaml").is_file():
+        raise UserError(f"{run} is not a run directory (it has no config.yaml)")
     click.echo(str(write_report(run)))
 
 
@@ -261,8 +300,12 @@ def main(argv=None) -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except click.UsageError as e:  # one line, like every other mistake; --help has the rest
+        where = f" (see: {e.ctx.command_path} --help)" if e.ctx is not None else ""
+        click.echo(f"error: {e.format_message()}{where}", err=True)
+        sys.exit(2)
     except click.ClickException as e:
-        e.show()
+        click.echo(f"error: {e.format_message()}", err=True)
         sys.exit(e.exit_code)
     except SelfcondError as e:
         click.echo(f"error: {e}", err=True)

@@ -16,6 +16,7 @@ with one line that names the key; configs of version 1 are migrated (migrate.py)
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -31,12 +32,13 @@ from selfcond.partition.base import METHODS, MethodOptions
 
 VERSION = 2
 SECTIONS = ("data", "model", "method", "train")
+MAX_SAMPLES = 1_000_000  # samples one evaluation may draw: more answers in hours, not minutes
 
 
 @dataclass
 class TrainOptions(Options):
     steps: int = opt(2000, min=0, help="total training steps")
-    batch: int = opt(64, min=1, help="batch size")
+    batch: int = opt(64, min=2, note="BatchNorm needs two samples", help="batch size")
     lr: float = opt(1e-4, gt=0, help="Adam learning rate of G and D")
     r1: float = opt(0.0, min=0, help="R1 penalty weight on real images (0 = off)")
     betas: list[float] = opt([0.0, 0.99], help="Adam betas")
@@ -48,7 +50,7 @@ class TrainOptions(Options):
                      help="per-step decay of the moving average of G that samples and is scored")
     snapshot_every: int = opt(1000, min=1, help="steps between sample plots and checkpoints")
     log_every: int = opt(100, min=1, help="steps between lines in stats.jsonl")
-    eval_samples: int = opt(50000, min=1, help="samples for the metrics computed at snapshots")
+    eval_samples: int = opt(50000, min=1, max=MAX_SAMPLES, help="samples for the metrics computed at snapshots")
     metrics: list[str] = opt([], help="metrics at snapshots; empty = the data's cheap ones")
     keep_checkpoints: int = opt(3, min=1, help="newest checkpoints kept in the run directory")
     nan_retry: int = opt(0, min=0, help="on NaN/inf: roll back to the last checkpoint with half the lr, N times")
@@ -56,7 +58,7 @@ class TrainOptions(Options):
     def check(self, cfg) -> None:
         need(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
              f"train.betas must be two numbers in [0, 1), got {self.betas}")
-        need(self.device in ("auto", "cpu") or self.device.startswith("cuda"),
+        need(re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device) is not None,
              f"train.device must be auto, cpu or cuda[:N], got {self.device!r}")
 
 
@@ -99,11 +101,10 @@ def merge(base: dict, over: dict) -> dict:
 
 
 def tree_of(flat: dict[str, Any]) -> dict:
-    """{"train.lr": 2e-4} -> {"train": {"lr": 2e-4}}; None values (flags not given) are skipped."""
+    """{"train.lr": 2e-4} -> {"train": {"lr": 2e-4}} (a null stays null: `--set k=null` is refused
+    where a number is needed, not ignored)."""
     tree: dict = {}
     for dotted, value in flat.items():
-        if value is None:
-            continue
         *parents, leaf = dotted.split(".")
         node = tree
         for p in parents:
@@ -184,7 +185,7 @@ def resolve(user: dict | None = None, overrides: dict[str, Any] | None = None) -
 def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"config file not found: {path}")
+        raise UserError(f"config file not found: {path}" + (" is a directory" if path.is_dir() else ""))
     try:
         tree = yaml.safe_load(path.read_bytes())
     except yaml.YAMLError as e:

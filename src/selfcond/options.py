@@ -18,11 +18,11 @@ from typing import Any
 from selfcond.errors import UserError
 
 
-def opt(default: Any, *, min: float | None = None, gt: float | None = None, lt: float | None = None,
-        choices: tuple | None = None, note: str = "", help: str = "") -> Any:
-    """A field with its default and constraints: `min` (>=), `gt` (>), `lt` (<), `choices`.
-    `note` is added to the error message, `help` documents the key."""
-    meta = {"min": min, "gt": gt, "lt": lt, "choices": choices, "note": note, "help": help}
+def opt(default: Any, *, min: float | None = None, max: float | None = None, gt: float | None = None,
+        lt: float | None = None, choices: tuple | None = None, note: str = "", help: str = "") -> Any:
+    """A field with its default and constraints: `min` (>=), `max` (<=), `gt` (>), `lt` (<),
+    `choices`. `note` is added to the error message, `help` documents the key."""
+    meta = {"min": min, "max": max, "gt": gt, "lt": lt, "choices": choices, "note": note, "help": help}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -115,6 +115,8 @@ def _check_range(value: Any, meta: dict, where: str) -> None:
         need(value < lt, f"{where} must be < {lt}{note}, got {value}")
     if gt is not None:
         need(value > gt, f"{where} must be > {gt}{note}, got {value}")
+    if meta.get("max") is not None:
+        need(value <= meta["max"], f"{where} must be <= {meta['max']:,}{note}, got {value:,}")
 
 
 def build(cls: type[Options], tree: Any, where: str, what: str = "", drop: frozenset = frozenset()) -> Options:

@@ -69,7 +69,7 @@ class Registry(Generic[T]):
         """The item registered as `name`; an unknown name is a UserError listing the known ones."""
         self._load()
         if name not in self._items:
-            raise UserError(f"unknown {self.kind} {name!r} (known: {', '.join(self.names())}; "
+            raise UserError(f"unknown {self.kind} {name!r} (known: {', '.join(sorted(self.names()))}; "
                             f"your own need ${PLUGINS_ENV})")
         return self._items[name]
 

@@ -106,3 +106,15 @@ def test_16_bit_grayscale_is_scaled_not_clipped(tmp_path):
     Image.fromarray(np.full((4, 4), 65535 // 3, np.uint16)).save(tmp_path / "deep.png")
     ds = folder_dataset(tmp_path, 4)
     assert ds.shape == (1, 4, 4) and (ds.data == 85).all()
+
+
+def test_a_folder_too_large_to_scan_answers_at_once(tmp_path, monkeypatch):
+    """`--data /` (a typo) must answer, not crawl the whole disk."""
+    from selfcond.data import folder
+    from selfcond.errors import UserError
+
+    for i in range(6):
+        (tmp_path / f"f{i}.txt").write_text("x")
+    monkeypatch.setattr(folder, "MAX_ENTRIES", 5)
+    with pytest.raises(UserError, match="more than 5 files and folders under .*point --data at the directory"):
+        folder.image_files(tmp_path)

@@ -104,3 +104,27 @@ def test_tensorboard_events_are_written_when_installed(tmp_path):
     tags = acc.Tags()["scalars"]
     assert {"train/loss_d", "train/loss_g", "metrics/modes"} <= set(tags)
     assert [e.step for e in acc.Scalars("train/loss_d")] == [10, 20]
+
+
+def test_running_out_of_memory_is_one_line_and_leaves_no_run(tmp_path, monkeypatch):
+    """An allocation failure in a step (the CPU allocator's RuntimeError, CUDA's OutOfMemoryError)
+    says which batch to lower; a run that has no checkpoint yet leaves no directory behind."""
+    from selfcond.errors import UserError
+
+    t = start_run(cfg(), tmp_path)
+    monkeypatch.setattr(t, "train_step", lambda: (_ for _ in ()).throw(
+        RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")))
+    with pytest.raises(UserError, match=r"train.batch \(100\) does not fit in cpu memory at step 0.*lower --batch"):
+        t.train(progress=False)
+    assert not t.run_dir.exists()
+    t2 = start_run(cfg(**{"train.steps": 20}), tmp_path)
+    t2.train(progress=False)  # a checkpoint now exists: a later failure keeps the run
+    t2.cfg.train.steps = 40
+    monkeypatch.setattr(t2, "train_step", lambda: (_ for _ in ()).throw(torch.OutOfMemoryError("CUDA out of memory")))
+    with pytest.raises(UserError, match="does not fit"):
+        t2.train(progress=False)
+    assert (t2.run_dir / "checkpoint-00000020.pt").is_file()
+    other = start_run(cfg(), tmp_path)
+    monkeypatch.setattr(other, "train_step", lambda: (_ for _ in ()).throw(RuntimeError("a bug, not memory")))
+    with pytest.raises(RuntimeError, match="a bug"):  # other errors are not dressed up as the user's
+        other.train(progress=False)

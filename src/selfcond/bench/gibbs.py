@@ -295,11 +295,12 @@ def markdown_blocks(rec: dict) -> str:
 def command(n, d, k, sweeps, block, seed, threads, device, repeats, json_path):
     """Our Gibbs sweeps beside the published MIC-GANs per-image loop, on the same embeddings
     (the published loop runs on the CPU)."""
+    save = saver(json_path)  # a bad --json fails now, not after the work
     if k > d:
         raise UserError(f"--k ({k}) must be at most --d ({d}): the embeddings sit around one-hot means")
     rec = run(n=n, d=d, k=k, sweeps=sweeps, seed=seed, threads=threads, block=block,
               device=str(bench_device(device)), repeats=repeats)
-    saver(json_path)([rec])
+    save([rec])
     click.echo(markdown(rec))
 
 
@@ -314,6 +315,7 @@ def command(n, d, k, sweeps, block, seed, threads, device, repeats, json_path):
 @click.option("--json", "json_path", help="write the record here")
 def blocks_command(n, blocks, sweeps, burn, chains, seed, json_path):
     """What the fast sweep's blocks cost in accuracy, beside the exact sampler."""
+    save = saver(json_path)  # a bad --json fails now, not after the work
     try:
         sizes = [int(b) for b in blocks.split(",") if b.strip()]
     except ValueError:
@@ -322,5 +324,5 @@ def blocks_command(n, blocks, sweeps, burn, chains, seed, json_path):
         rec = run_blocks(n=n, blocks=sizes, sweeps=sweeps, burn=burn, chains=chains, seed=seed)
     except ValueError as e:
         raise UserError(str(e)) from None
-    saver(json_path)([rec])
+    save([rec])
     click.echo(markdown_blocks(rec))

@@ -148,8 +148,9 @@ def command(n, d, k, seed, threads, device, json_path):
     from selfcond.bench.runner import saver
     from selfcond.errors import UserError
 
+    save = saver(json_path)  # a bad --json fails now, not after the work
     if k > n:
         raise UserError(f"--k ({k}) must be at most --n ({n})")
     rec = run(n=n, d=d, k=k, seed=seed, device=str(bench_device(device)), threads=threads)
-    saver(json_path)([rec])
+    save([rec])
     click.echo(markdown(rec))

@@ -54,9 +54,21 @@ def names(text: str) -> list[str]:
 
 
 def saver(json_path: str | None) -> Callable[[list[dict]], None]:
-    """on_record for run_jobs: the records so far, written atomically to `json_path` (if given)."""
-    from selfcond.atomic import write_json
+    """on_record for run_jobs: the records so far, written atomically to `json_path` (if given,
+    checked now: a table must not be lost to a bad path after hours of trials)."""
+    from pathlib import Path
 
+    from selfcond.atomic import write_json
+    from selfcond.errors import UserError
+
+    if json_path:
+        path = Path(json_path)
+        if path.is_dir():
+            raise UserError(f"--json {path} is a directory; give a file name")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise UserError(f"--json {path}: {path.parent} is not a directory") from None
     return lambda records: write_json(json_path, records) if json_path else None
 
 
@@ -120,9 +132,14 @@ def synchronize(dev) -> None:
 def check_jobs(todo: list[dict]) -> None:
     """Every job's options resolve, and every --set key applies to some trial: a bad one fails
     here, before any process starts."""
+    from pathlib import Path
+
     from selfcond.config import resolve
     from selfcond.errors import UserError
 
+    out = next((job["out"] for job in todo if job.get("out")), None)
+    if out and Path(out).exists() and not Path(out).is_dir():
+        raise UserError(f"--out {out} is a file; give a directory for the trials' runs")
     for job in todo:
         resolve(overrides=trial_overrides(job))
     for key in {k for job in todo for k in job.get("set", {})}:

@@ -72,8 +72,9 @@ def markdown(rec: dict) -> str:
 @click.option("--json", "json_path", help="write the record here")
 def command(data, steps, snapshots, threads, sets, json_path):
     """Seconds per checkpoint and per snapshot, and their share of training time."""
+    save = saver(json_path)  # a bad --json fails now, not after the work
     from selfcond.config import parse_sets
 
     rec = run(data, steps, snapshots, threads, parse_sets(sets))
-    saver(json_path)([rec])
+    save([rec])
     click.echo(markdown(rec))

@@ -36,8 +36,11 @@ def spec(name: str) -> DatasetSpec:
 
 
 def load(options: DataOptions) -> Dataset:
-    """The dataset a config's `data` section names."""
-    return spec(options.name).load(options)
+    """The dataset a config's `data` section names (one that holds nothing is a UserError)."""
+    ds = spec(options.name).load(options)
+    if isinstance(ds, IndexedDataset) and len(ds) == 0:
+        raise UserError(f"dataset {options.name!r} holds no images: check its files")
+    return ds
 
 
 def available(name: str, data_dir=None) -> bool:

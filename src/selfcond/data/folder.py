@@ -31,10 +31,19 @@ GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 BAR_MIN = 500  # fewer files decode in a blink: no progress bar
 
 
+MAX_ENTRIES = 2_000_000  # entries scanned under one folder: a typo'd --data / must answer, not crawl
+
+
 def image_files(root: Path) -> list[str]:
     """Paths of the image files under `root`, relative, '/'-separated, sorted."""
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
-                  if p.suffix.lower() in EXTENSIONS and p.is_file())
+    out = []
+    for n, p in enumerate(root.rglob("*")):
+        if n >= MAX_ENTRIES:
+            raise UserError(f"more than {MAX_ENTRIES:,} files and folders under {root}: point --data at the "
+                            "directory of images itself")
+        if p.suffix.lower() in EXTENSIONS and p.is_file():
+            out.append(p.relative_to(root).as_posix())
+    return sorted(out)
 
 
 def folder_labels(root: Path, rels: list[str]) -> tuple[list[int] | None, list[str] | None]:
@@ -89,7 +98,7 @@ def folder_dataset(path: str | Path, resolution: int = 32, name: str | None = No
 
     root = Path(path).expanduser()
     if not root.is_dir():
-        raise UserError(f"image directory {root} does not exist")
+        raise UserError(f"image directory {root} " + ("is a file, not a directory" if root.exists() else "does not exist"))
     rels = image_files(root)
     if not rels:
         raise UserError(f"no images ({', '.join(sorted(EXTENSIONS))}) under {root}")

@@ -72,6 +72,8 @@ def load_idx(name: str, data_dir=None, split: str = "train",
     images, labels = read_idx(root / images_file), read_idx(root / labels_file)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise UserError(f"{root}: images {images.shape} and labels {labels.shape} do not match")
+    if len(images) == 0:
+        raise UserError(f"{root / images_file} holds no images; delete it and fetch it again")
     if labels.size and labels.max() > 9:
         raise UserError(f"{root / labels_file}: labels must be 0..9, found {int(labels.max())}")
     return images, labels

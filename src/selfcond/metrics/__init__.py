@@ -24,17 +24,34 @@ def applicable(ctx: EvalContext) -> list[str]:
     return [m.name for m in METRICS if m.applies(ctx)]
 
 
+def known_names() -> list[str]:
+    return sorted({k for m in METRICS for k in (m.name, *m.keys)})
+
+
+def check_names(names: list[str] | None) -> None:
+    """A UserError for a name that is no metric group and no key of one."""
+    known = known_names()
+    for name in names or []:
+        if name not in known:
+            raise UserError(f"unknown metric {name!r} (known: {', '.join(known)})")
+
+
 def select(ctx: EvalContext, names: list[str] | None = None, snapshot: bool = False) -> list[str]:
     """Groups to compute: the named ones (group names or keys), else every applicable group
-    (only the cheap ones when `snapshot`). An unknown or inapplicable name is a UserError."""
+    (only the cheap ones when `snapshot`). An unknown name is a UserError; so is a named one that
+    does not apply, except at a snapshot (train.metrics), where it is left out until it applies
+    (MIC-GANs' modes exist after its first round)."""
     usable = applicable(ctx)
     if not names:
         return [g for g in usable if METRICS.get(g).at_snapshot or not snapshot]
+    check_names(names)
     groups: list[str] = []
     for name in names:
         matches = [g for g in usable if name == g or name in METRICS.get(g).keys]
+        if not matches and snapshot:
+            continue
         if not matches:
-            known = sorted({k for m in METRICS for k in (m.name, *m.keys)})
+            known = known_names()
             if name in known:
                 raise UserError(f"metric {name!r} does not apply to dataset {ctx.data.name!r} with method "
                                 f"{ctx.method!r} (available: {', '.join(usable) or 'none'})")

@@ -21,6 +21,7 @@ import torch
 from selfcond.cluster.kmeans import assign, centers_from_labels, kmeans
 from selfcond.cluster.matching import match_clusters
 from selfcond.data.base import Batch, IndexedDataset
+from selfcond.errors import UserError
 from selfcond.options import opt
 from selfcond.partition.base import ClusteredOptions, MethodSpec, Partition, PartitionContext, register
 
@@ -49,6 +50,10 @@ class KMeansPartition(Partition):
 
     def setup(self, ctx: PartitionContext) -> None:
         self.generator, self.dataset = ctx.generator, ctx.dataset
+        if isinstance(ctx.dataset, IndexedDataset) and self.k > min(len(ctx.dataset), self.o.cluster_samples):
+            n = min(len(ctx.dataset), self.o.cluster_samples)
+            raise UserError(f"method.k ({self.k}) is more than the {n} images clustered "
+                            f"(dataset {ctx.dataset.name!r}): give --k {n} or less")
         self.frozen = ctx.copy_d(None)
 
     def start(self, ctx: PartitionContext) -> None:

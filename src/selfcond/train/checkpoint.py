@@ -10,6 +10,7 @@ it: generate, interpolate, evaluate, report and resume all read checkpoints thro
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import torch
@@ -55,7 +56,9 @@ def read(path: str | Path, map_location="cpu") -> dict:
     """The raw dict of a checkpoint file or run directory; a damaged file is a UserError."""
     path = locate(path)
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns of pickle protocols in files it then refuses
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # truncated, corrupt or not a checkpoint: say which, never a traceback
         raise UserError(f"checkpoint {path} is corrupt or unreadable ({type(e).__name__})") from None
     if not isinstance(state, dict):

@@ -3,11 +3,13 @@ NaN/inf losses and weights."""
 
 from __future__ import annotations
 
+import math
 import signal
+from pathlib import Path
 
 import torch
 
-from selfcond.errors import TrainingDiverged
+from selfcond.errors import TrainingDiverged, UserError
 
 
 class StopSignals:
@@ -58,3 +60,30 @@ def check_weights(nets: dict, step: int) -> None:
     for name, net in nets.items():
         if net is not None and not all(bool(torch.isfinite(p).all()) for p in net.parameters()):
             raise TrainingDiverged(f"weights of {name} are NaN/inf at step {step}", step)
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes free for tensors on `device` (CUDA: free memory; CPU: MemAvailable), None if unknown."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_batch_fits(batch: int, shape: tuple, device: torch.device) -> None:
+    """A UserError when one float32 batch of real data alone cannot fit in `device`'s memory."""
+    need, free = batch * math.prod(shape) * 4, available_memory(device)
+    if free is not None and need > free:
+        raise UserError(f"train.batch ({batch}) needs {need / 2**30:.1f} GiB for one batch of real data alone, "
+                        f"and {device.type} has {free / 2**30:.1f} GiB free: lower --batch")
+
+
+def out_of_memory(e: BaseException) -> bool:
+    """Whether `e` is an allocation failure (CUDA's OutOfMemoryError, or the CPU allocator's)."""
+    return isinstance(e, torch.OutOfMemoryError) or (
+        isinstance(e, RuntimeError) and ("can't allocate memory" in str(e) or "out of memory" in str(e)))

@@ -26,7 +26,7 @@ from selfcond.errors import Interrupted, TrainingDiverged, UserError
 from selfcond.nets.base import FAMILIES, eval_mode
 from selfcond.partition.base import METHODS, PartitionContext
 from selfcond.train import checkpoint, snapshot
-from selfcond.train.guards import LossWatch, StopSignals, check_weights
+from selfcond.train.guards import LossWatch, StopSignals, check_batch_fits, check_weights, out_of_memory
 from selfcond.train.losses import d_loss, g_loss
 from selfcond.train.rundir import RunLog
 
@@ -66,6 +66,7 @@ class Trainer:
         torch.manual_seed(t.seed)
         self.generator = torch.Generator(self.device).manual_seed(t.seed)
         self.dataset = datasets.load(cfg.data)
+        check_batch_fits(t.batch, self.dataset.shape, self.device)
         if isinstance(self.dataset, IndexedDataset):  # held on the training device
             self.dataset.to(self.device)
         self.partition = METHODS.get(cfg.method.name).partition(cfg.method, self.dataset, self.device)
@@ -92,6 +93,7 @@ class Trainer:
         self.seconds = 0.0  # training time so far, across resumes
         self.last_metrics: dict | None = None  # of the last snapshot
         self.run_dir: Path | None = None
+        self.new_dir = False  # the run directory was created for this trainer (start_run)
         self.log: RunLog | None = None
         self.modes = snapshot.ModesRecord(self)
         if run_dir is not None:
@@ -200,6 +202,13 @@ class Trainer:
                 try:
                     self._loop(progress, stop)
                     break
+                except (RuntimeError, MemoryError) as e:
+                    if not out_of_memory(e) and not isinstance(e, MemoryError):
+                        raise
+                    self._discard_if_unsaved()
+                    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                    raise UserError(f"train.batch ({self.cfg.train.batch}) does not fit in {self.device.type} "
+                                    f"memory at step {self.step} ({first[:120]}): lower --batch") from None
                 except TrainingDiverged as e:
                     latest = self.run_dir / "latest" if self.run_dir is not None else None
                     if latest is None or not latest.is_file():
@@ -217,6 +226,14 @@ class Trainer:
                 where = f"; checkpoint saved, continue with: selfcond train --resume {self.run_dir}"
             self.event({"event": "interrupted", "signal": int(stop.received[0])})
             raise Interrupted(f"interrupted at step {self.step}{where}")
+
+    def _discard_if_unsaved(self) -> None:
+        """Remove a run directory this process created when it holds no checkpoint yet: a run that
+        failed before its first snapshot leaves nothing half-written behind."""
+        import shutil
+
+        if self.run_dir is not None and self.new_dir and not any(self.run_dir.glob("checkpoint-*.pt")):
+            shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def _rollback(self, why: str, step: int | None) -> None:
         """Back to the last checkpoint with half the learning rates (--nan-retry)."""

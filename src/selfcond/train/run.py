@@ -21,11 +21,20 @@ RESUMABLE_KEYS = {"train.steps", "train.device", "train.threads", "train.snapsho
 
 
 def start_run(cfg: Config, out: str | Path = "runs") -> Trainer:
-    """A trainer writing to a new numbered run directory with the resolved config saved in it."""
-    trainer = Trainer(cfg)  # data and nets are checked before anything is written
+    """A trainer writing to a new numbered run directory with the resolved config saved in it.
+
+    The data, the nets, the partition's first clustering and the metrics named in train.metrics are
+    checked before anything is written, so a mistake leaves no run directory behind."""
+    from selfcond.metrics import check_names
+
+    trainer = Trainer(cfg)
+    trainer.start()
+    check_names(cfg.train.metrics)
     desc = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{trainer.dataset.name}-{cfg.method.name}{cfg.method.run_suffix()}")
     trainer.attach(new_run_dir(out, desc))
+    trainer.new_dir = True
     atomic_write(trainer.run_dir / "config.yaml", to_yaml(cfg))
+    trainer.event({"event": "start", **trainer.partition.summary()})
     return trainer
 
 
@@ -50,8 +59,12 @@ def plan_resume(run: str | Path, overrides: dict | None = None, out: str | Path 
     else:
         path, run_dir = run, run
     overrides = overrides or {}
-    state, cfg = checkpoint.load(path, overrides)
-    before = cfgmod.flat_of(cfgmod.resolve(state["config"]).to_dict())
+    state, saved_cfg = checkpoint.load(path)  # checked against the config it was written with
+    try:
+        cfg = cfgmod.resolve(state["config"], overrides)
+    except UserError as e:
+        raise UserError(f"resuming {run_dir}: {e}") from None
+    before = cfgmod.flat_of(saved_cfg.to_dict())
     saved, _ = cfgmod.upgrade(state["config"])
     notes = []
     # A checkpoint from an older version lacks the keys added since: they take today's defaults,

@@ -23,7 +23,10 @@ def append_jsonl(path: str | Path, record: dict) -> None:
 def new_run_dir(root: str | Path, desc: str) -> Path:
     """Create `root/NNNNN-desc/` with the next free number; never reuses an existing directory."""
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise UserError(f"--out {root}: a file is in the way of the runs directory; give a directory") from None
     while True:
         taken = [int(m.group(1)) for p in root.iterdir() if (m := RUN_RE.match(p.name))]
         path = root / f"{max(taken, default=-1) + 1:05d}-{desc}"
