@@ -13,6 +13,7 @@ with the seed alone, so image `seed0007.png` is the same on any device and in an
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -22,6 +23,22 @@ from selfcond.nets.base import FAMILIES, eval_mode
 from selfcond.train import checkpoint
 from selfcond.train.loop import resolve_device
 from selfcond.train.rundir import append_jsonl
+
+
+OUTLIER_QUANTILE = 0.01  # an image fitting worse than 99% of the images the run trained on is an outlier
+
+
+@dataclass
+class Assigned:
+    """What `Model.assign` returns, per image: modes (n,), fit (n,) (higher fits better: MIC-GANs'
+    log-density of the embedding, Self-Conditioned GAN's minus squared distance to the centre),
+    probability (n,) of the mode (MIC-GANs) or None, outlier (n,) bool: fit below `threshold`."""
+
+    modes: torch.Tensor
+    fit: torch.Tensor
+    probability: torch.Tensor | None
+    outlier: torch.Tensor
+    threshold: float
 
 
 class Model:
@@ -39,6 +56,7 @@ class Model:
         g.load_state_dict(state["G_ema"] if state.get("G_ema") is not None else state["G"])
         self.G = g.to(device).eval().requires_grad_(False)  # G's moving average, as sampling in training
         self._trainer = None
+        self._reference = None  # fits of the training images (outlier threshold)
 
     @property
     def pi(self) -> torch.Tensor:
@@ -119,6 +137,44 @@ class Model:
             self._trainer = Trainer(self.cfg, self.run_dir)
             self._trainer.load_state_dict(self.state)
         return self._trainer
+
+    @torch.no_grad()
+    def _assign(self, x: torch.Tensor, chunk: int = 5000):
+        p = self.trainer.partition
+        parts = [p.assign(x[i:i + chunk].to(self.trainer.device)) for i in range(0, x.shape[0], chunk)]
+        prob = None if parts[0].probability is None else torch.cat([a.probability for a in parts]).cpu()
+        return torch.cat([a.modes for a in parts]).cpu(), torch.cat([a.fit for a in parts]).cpu(), prob
+
+    def reference_fit(self) -> torch.Tensor:
+        """The fit of the images the run trained on (2D data: 10,000 fresh samples): (N,) float64."""
+        if self._reference is None:
+            from selfcond.data.base import IndexedDataset
+
+            t = self.trainer
+            if isinstance(t.dataset, IndexedDataset):
+                x = torch.cat([t.dataset.images(torch.arange(i, min(i + 5000, len(t.dataset))), "cpu")
+                               for i in range(0, len(t.dataset), 5000)])
+            else:
+                x = t.dataset.sample(10000, t.eval_generator(5), t.device)[0]
+            self._reference = self._assign(x)[1]
+        return self._reference
+
+    def assign(self, x: torch.Tensor, quantile: float = OUTLIER_QUANTILE, threshold: float | None = None) -> Assigned:
+        """The modes of samples x (n, *shape) (images in [-1, 1]) by what the run learnt: MIC-GANs'
+        most probable mode of Q's embedding, Self-Conditioned GAN's nearest centre in D's features.
+        An image is an outlier when its fit is below `threshold`, by default the `quantile` of the
+        fits of the images the run trained on (so 1% of those are outliers themselves)."""
+        if not self.conditional:
+            raise UserError(f"run {self.run_dir} is unconditional ({self.cfg.method.name}): it has no modes")
+        if tuple(x.shape[1:]) != tuple(self.state["data_shape"]):
+            raise UserError(f"images of shape {tuple(x.shape[1:])} given; this run's are "
+                            f"{tuple(self.state['data_shape'])}")
+        modes, fit, prob = self._assign(x)
+        if threshold is None:
+            if not 0 <= quantile < 1:
+                raise UserError(f"the outlier quantile must be in [0, 1), got {quantile}")
+            threshold = float(torch.quantile(self.reference_fit(), quantile)) if quantile > 0 else -float("inf")
+        return Assigned(modes, fit, prob, fit < threshold, float(threshold))
 
     def evaluate(self, metrics: list[str] | None = None, n: int | None = None, record: bool = True,
                  progress: bool = False) -> dict:

@@ -252,6 +252,41 @@ def evaluate(run, metrics, n, json_path, device):
 
 @cli.command()
 @click.argument("run")
+@click.argument("data", required=False)
+@click.option("--split", type=click.Choice(["train", "test"]), help="the dataset's split (default: train)")
+@click.option("--data-dir", help="directory holding the dataset's files")
+@click.option("--out", help="CSV file (default RUN/assign-DATA.csv)")
+@click.option("--grid", is_flag=True, help="also a PNG beside the CSV: each mode's images, one row per mode")
+@click.option("--quantile", type=click.FloatRange(0, 1, max_open=True), default=0.01, show_default=True,
+              help="outliers: images fitting worse than this share of the run's training images")
+@click.option("--threshold", type=float, help="outliers: images whose fit is below this (instead of --quantile)")
+@click.option("--device", default="auto", show_default=True)
+def assign(run, data, split, data_dir, out, grid, quantile, threshold, device):
+    """Label every image of DATA (a dataset name, a folder; default the run's own data) with its mode:
+    a CSV of mode, fit, probability and outlier per image."""
+    from selfcond.assign import assign_data
+
+    result = assign_data(_load(run, device), data, split=split, data_dir=data_dir, out=out, grid=grid,
+                         quantile=quantile, threshold=threshold)
+    click.echo(json.dumps(result))
+
+
+@cli.command("export")
+@click.argument("run")
+@click.argument("out", required=False)
+@click.option("--onnx/--no-onnx", default=None, help="also OUT.onnx (default: when the onnx package is installed)")
+def export_cmd(run, out, onnx):
+    """G's moving average, π and the mode codes as one TorchScript file (default RUN/generator.pt)
+    that torch.jit.load runs without selfcond."""
+    from selfcond.export import export
+
+    model = _load(run, "cpu")
+    for path in export(model, Path(out) if out else model.run_dir / "generator.pt", onnx=onnx):
+        click.echo(str(path))
+
+
+@cli.command()
+@click.argument("run")
 def report(run):
     """(Re)write RUN/report.html from the run's files."""
     from selfcond.report import write_report

@@ -33,8 +33,14 @@ def test_groups_apply_by_data_and_names_resolve_to_groups():
 
 
 class Pool(nn.Module):
-    def forward(self, x):  # (n, 3, 299, 299) in [0, 255] -> (n, 12) features
-        return nn.functional.adaptive_avg_pool2d(x, 2).flatten(1) / 255
+    """NVIDIA's inception-2015-12-05.pt call signature: uint8 (n, 3, H, W) in, features with
+    return_features=True."""
+
+    def forward(self, img: torch.Tensor, return_features: bool = False, use_fp16: bool = False,
+                no_output_bias: bool = False) -> torch.Tensor:
+        assert img.dtype == torch.uint8 and img.shape[1] == 3
+        feats = nn.functional.adaptive_avg_pool2d(img.float(), 2).flatten(1) / 255
+        return feats if return_features else feats.sum(1, keepdim=True)
 
 
 def test_fid_with_a_local_torchscript_extractor(tmp_path, monkeypatch):
@@ -44,7 +50,7 @@ def test_fid_with_a_local_torchscript_extractor(tmp_path, monkeypatch):
     torch.jit.save(torch.jit.script(Pool()), str(path))
     monkeypatch.setenv("SELFCOND_INCEPTION", str(path))
     out = evaluate(t, ["fid"], n=64)
-    assert out["fid"] > 0  # an untrained G is far from the digits
+    assert out["fid"] > 0 and out["fid_protocol"].startswith("nvidia")  # an untrained G is far from the digits
     monkeypatch.setenv("SELFCOND_INCEPTION", str(tmp_path / "missing.pt"))
     with pytest.raises(UserError, match="not a file"):
         select(t, ["fid"])

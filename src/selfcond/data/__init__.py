@@ -11,8 +11,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from selfcond.data.base import (DATASETS, Batch, DataOptions, Dataset, DatasetSpec, IndexedDataset,
-                                SampledDataset, register)
+import torch
+
+from selfcond.data.base import (DATASETS, Batch, DataOptions, Dataset, DatasetSpec, ImageOptions, IndexedDataset,
+                                SampledDataset, SplitOptions, register)
 from selfcond.errors import UserError
 
 
@@ -35,12 +37,42 @@ def spec(name: str) -> DatasetSpec:
     raise UserError(f"unknown dataset {name!r}: give one of {', '.join(names())}, or a directory of images")
 
 
-def load(options: DataOptions) -> Dataset:
-    """The dataset a config's `data` section names (one that holds nothing is a UserError)."""
+def _held_index(n: int, options) -> torch.Tensor:
+    """The indices of the held-out share of n items: a seeded permutation's first round(n * holdout)."""
+    g = torch.Generator().manual_seed(options.holdout_seed)
+    return torch.randperm(n, generator=g)[:round(n * options.holdout)]
+
+
+def _load(options: DataOptions) -> Dataset:
     ds = spec(options.name).load(options)
     if isinstance(ds, IndexedDataset) and len(ds) == 0:
         raise UserError(f"dataset {options.name!r} holds no images: check its files")
     return ds
+
+
+def load(options: DataOptions) -> Dataset:
+    """The dataset a config's `data` section names, less its held-out share (data.holdout); one
+    that holds nothing is a UserError."""
+    ds = _load(options)
+    if isinstance(options, ImageOptions) and options.holdout > 0:
+        held = _held_index(len(ds), options)
+        keep = torch.ones(len(ds), dtype=torch.bool)
+        keep[held] = False
+        ds = ds.subset(torch.nonzero(keep).flatten())
+    return ds
+
+
+def heldout(options: DataOptions) -> IndexedDataset | None:
+    """Images a run with these data options never trained on: its held-out share (data.holdout),
+    else the dataset's test split when the run trained on its training split and the test split is
+    on disk, else None."""
+    if isinstance(options, ImageOptions) and options.holdout > 0:
+        ds = _load(options)
+        return ds.subset(_held_index(len(ds), options))
+    s = spec(options.name)
+    if s.test is not None and isinstance(options, SplitOptions) and options.split == "train":
+        return s.test(options)
+    return None
 
 
 def available(name: str, data_dir=None) -> bool:
@@ -68,4 +100,4 @@ def info(name: str, data_dir=None) -> dict:
 
 
 __all__ = ["Batch", "Dataset", "DataOptions", "DatasetSpec", "IndexedDataset", "SampledDataset",
-           "available", "info", "load", "names", "register", "spec"]
+           "available", "heldout", "info", "load", "names", "register", "spec"]

@@ -71,9 +71,11 @@ class SampledDataset(Dataset):
 
 
 class IndexedDataset(Dataset):
-    """N items by index. labels: (N,) int64 true labels or None."""
+    """N items by index. labels: (N,) int64 true labels or None; files: where each item came from
+    (a folder's relative paths), or None."""
 
     labels: torch.Tensor | None
+    files: list[str] | None = None
 
     @abstractmethod
     def __len__(self) -> int: ...
@@ -86,6 +88,12 @@ class IndexedDataset(Dataset):
         """Move what is held to the training device (a no-op for data read on demand)."""
         return self
 
+    def subset(self, index: torch.Tensor) -> "IndexedDataset":
+        """The items at `index` (n,) as a dataset of their own (a held-out share, data.holdout)."""
+        from selfcond.errors import UserError
+
+        raise UserError(f"dataset {self.name!r} cannot hold a share of its items out (data.holdout)")
+
 
 @dataclass
 class DataOptions(Options):
@@ -97,11 +105,21 @@ class DataOptions(Options):
 @dataclass
 class ImageOptions(DataOptions):
     resolution: int = opt(32, min=1, help="images are resized to resolution x resolution")
+    holdout: float = opt(0.0, min=0, lt=1, help="share of the images held out of training, for held-out "
+                                               "evaluation (chosen by holdout_seed)")
+    holdout_seed: int = opt(0, help="seed of the held-out share")
 
 
 @dataclass
 class FileImageOptions(ImageOptions):
     data_dir: str | None = opt(None, help="directory holding the dataset's files (else the usual search)")
+
+
+@dataclass
+class SplitOptions(FileImageOptions):
+    """A dataset published with a training and a test split."""
+
+    split: str = opt("train", choices=("train", "test"), help="the split trained on (or assigned)")
 
 
 @dataclass(frozen=True)
@@ -111,7 +129,8 @@ class DatasetSpec:
     load(options) -> Dataset; available(data_dir) -> bool, cheap, never downloads; info(data_dir)
     -> dict (what `selfcond datasets info` shows); preset: config values for this dataset, applied
     over the kind's (see config.py); evaluation(options) -> (train, test or None): the labelled
-    splits its evaluation classifier learns from (default: the data itself, a share held out)."""
+    splits its evaluation classifier learns from (default: the data itself, a share held out);
+    test(options) -> the test split when it is on disk, else None (held-out evaluation)."""
 
     name: str
     kind: str
@@ -121,6 +140,7 @@ class DatasetSpec:
     info: Callable[[str | None], dict]
     preset: dict = field(default_factory=dict)
     evaluation: Callable[[DataOptions], tuple] | None = None
+    test: Callable[[DataOptions], "Dataset | None"] | None = None
 
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset", "selfcond.data")

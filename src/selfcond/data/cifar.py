@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from selfcond.data import files
-from selfcond.data.base import DatasetSpec, FileImageOptions, register
+from selfcond.data.base import DatasetSpec, SplitOptions, register
 from selfcond.data.images import ImageDataset, resize_uint8
 from selfcond.errors import UserError
 
@@ -122,7 +122,13 @@ def _info(data_dir=None) -> dict:
     return out
 
 
+def _test(options) -> ImageDataset | None:
+    if files.find(NAME, SPLITS["test"], options.data_dir, inner=INNER) is None:
+        return None
+    return cifar10(options.resolution, options.data_dir, "test", download=False)
+
+
 register(DatasetSpec(
-    NAME, "images", FileImageOptions, load=lambda o: cifar10(o.resolution, o.data_dir),
+    NAME, "images", SplitOptions, load=lambda o: cifar10(o.resolution, o.data_dir, o.split),
     available=lambda data_dir=None: files.find(NAME, SPLITS["train"], data_dir, inner=INNER) is not None,
-    info=_info))
+    info=_info, test=_test))

@@ -123,7 +123,7 @@ def folder_dataset(path: str | Path, resolution: int = 32, name: str | None = No
     y = None if labels is None else torch.tensor([labels[i] for i in keep], dtype=torch.int64)
     n_classes = None if labels is None else (len(classes) if classes else max(labels) + 1)
     return ImageDataset(name or root.resolve().name, torch.from_numpy(np.ascontiguousarray(x)), y,
-                        n_classes, classes)
+                        n_classes, classes, files=[rels[i] for i in keep])
 
 
 def spec_for(path: str) -> DatasetSpec:

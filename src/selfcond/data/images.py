@@ -24,7 +24,8 @@ class ImageDataset(IndexedDataset):
     """
 
     def __init__(self, name: str, images_uint8: torch.Tensor, labels: torch.Tensor | None = None,
-                 num_classes: int | None = None, class_names: list[str] | None = None):
+                 num_classes: int | None = None, class_names: list[str] | None = None,
+                 files: list[str] | None = None):
         if images_uint8.dtype != torch.uint8 or images_uint8.dim() != 4:
             raise ValueError(f"images must be a uint8 (N, C, H, W) tensor, got {images_uint8.dtype} "
                              f"{tuple(images_uint8.shape)}")
@@ -40,6 +41,7 @@ class ImageDataset(IndexedDataset):
         self.labels = labels
         self._num_classes = num_classes if labels is not None else None
         self.class_names = list(class_names) if class_names is not None and labels is not None else None
+        self.files = files  # where each image came from (a folder's relative paths), or None
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -60,6 +62,13 @@ class ImageDataset(IndexedDataset):
         if self.labels is not None:
             self.labels = self.labels.to(device)
         return self
+
+    def subset(self, index: torch.Tensor) -> "ImageDataset":
+        """The items at `index` (n,), as a dataset of their own."""
+        index = index.to(self.data.device)
+        files = None if self.files is None else [self.files[i] for i in index.tolist()]
+        labels = None if self.labels is None else self.labels[index.to(self.labels.device)]
+        return ImageDataset(self.name, self.data[index], labels, self._num_classes, self.class_names, files)
 
     def images(self, index: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
         """Images at `index` (n,) as float32 in [-1, 1]: (n, C, H, W) on `device`."""

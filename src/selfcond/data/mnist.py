@@ -19,7 +19,7 @@ import torch
 
 from selfcond.atomic import atomic_write
 from selfcond.data import files
-from selfcond.data.base import DatasetSpec, FileImageOptions, register
+from selfcond.data.base import DatasetSpec, FileImageOptions, SplitOptions, register
 from selfcond.data.idx import idx_shape, read_idx
 from selfcond.data.images import ImageDataset, resize_uint8
 from selfcond.errors import UserError
@@ -171,13 +171,20 @@ def _idx_info(name: str, stacked: bool = False):
     return info
 
 
+def _test(name: str, options) -> ImageDataset | None:
+    """The test split of the files trained on, when it lies beside them."""
+    beside = split_beside_train(name, options.data_dir, "test")
+    return None if beside is None else idx_dataset(name, options.resolution, beside, "test")
+
+
 for _name in IDX_DATASETS:
     register(DatasetSpec(
-        _name, "images", FileImageOptions,
-        load=lambda o, n=_name: idx_dataset(n, o.resolution, o.data_dir),
+        _name, "images", SplitOptions,
+        load=lambda o, n=_name: idx_dataset(n, o.resolution, o.data_dir, o.split),
         available=lambda data_dir=None, n=_name: has_split(n, data_dir, "train"),
         info=_idx_info(_name), preset={"data": {"resolution": 28}, "method": {"k": 20}},
-        evaluation=lambda o, n=_name: _splits(n, o.resolution, o.data_dir)))
+        evaluation=lambda o, n=_name: _splits(n, o.resolution, o.data_dir),
+        test=lambda o, n=_name: _test(n, o)))
 
 # Stacked MNIST as in the papers: 32 px RGB, 1000 true modes, 26,000 samples counted. Re-clustering
 # every 25,000 steps, as the paper's config, keeps the clusters of the random D in runs up to that

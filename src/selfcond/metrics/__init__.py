@@ -4,9 +4,14 @@ keys of DESIGN.md. Each group is registered by its own module:
     modes2d   modes, hq, rkl                          2D mixtures (50,000 samples)
     stacked   modes, rkl, rkl_log10, rkl_digits       Stacked MNIST (MNIST classifier per channel)
     clusters  purity, nmi, ari, k_found, purity_top   modes of real images vs true labels
+    heldout   purity_heldout, nmi_heldout, ...        the same on images never trained on (heldout.py)
     fid_cls   fid_cls                                 Fréchet distance on the data's own classifier
-    fid       fid                                     standard FID, when $SELFCOND_INCEPTION names
-                                                      a local Inception extractor (metrics/inception.py)
+    prdc_cls  kid_cls, precision_cls, recall_cls,     KID, precision/recall (k = 3), density/coverage
+              density_cls, coverage_cls               on the same features (prdc.py)
+    fid       fid, fid_protocol                       standard FID, when $SELFCOND_INCEPTION names a
+                                                      local Inception file (metrics/inception.py)
+    prdc      kid, precision, recall, density,        the same four on Inception
+              coverage
 
 Users may name a group or any key it produces (`--metrics purity,fid_cls`). `evaluate(ctx)`
 computes the groups that apply to the run's data; the cheap ones run at every snapshot.

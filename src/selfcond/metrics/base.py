@@ -4,7 +4,7 @@ Trainer."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -22,7 +22,8 @@ class EvalContext:
     method's name (for messages); dataset; partition (k, π, and `table` when it labels every item);
     device; sample(n, generator, y=None) -> (x (n, *shape), modes (n,)) from the generator that
     samples, modes drawn from π unless given; generator(stream) -> a generator of its own for
-    each evaluation stream, so evaluation never shifts training.
+    each evaluation stream, so evaluation never shifts training; memo: shared by the groups of one
+    evaluation (features/fakes.py keeps the fakes' features there).
     """
 
     data: DataOptions
@@ -32,6 +33,7 @@ class EvalContext:
     device: torch.device
     sample: Callable[..., tuple[torch.Tensor, torch.Tensor]]
     generator: Callable[[int], torch.Generator]
+    memo: dict = field(default_factory=dict)  # what metric groups of one evaluation share (fake features)
 
 
 @dataclass(frozen=True)

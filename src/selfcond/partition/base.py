@@ -11,15 +11,29 @@ a `PartitionContext`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 from torch import nn
 
 from selfcond.data.base import Batch, Dataset
+from selfcond.errors import UserError
 from selfcond.nets.base import DiscriminatorNeeds
 from selfcond.options import Options, need, opt
 from selfcond.registry import Registry
+
+
+class Assignment(NamedTuple):
+    """Modes of new samples by what a partition learnt.
+
+    modes: (n,) int64. fit: (n,) float64, higher is a better fit (MIC-GANs: the log-density of the
+    embedding under the mixture; Self-Conditioned GAN: minus the squared distance to the nearest
+    centre); it is what flags outliers. probability: (n,) float64 posterior of the mode (MIC-GANs),
+    or None where the method has none."""
+
+    modes: torch.Tensor
+    fit: torch.Tensor
+    probability: torch.Tensor | None
 
 
 @dataclass
@@ -53,9 +67,11 @@ class Partition:
     counts: (k,) float64 real samples per mode; π = counts / counts.sum().
     table: (N,) int64 mode of every item of an indexed dataset when the partition labels them all,
         else None; it drives reals.png, the mode x label table and the `clusters` metric.
+    assigns: True when `assign` labels new samples (and then agrees with `table` on the data).
     """
 
     conditional = True
+    assigns = False  # whether `assign` labels new samples
     table: torch.Tensor | None = None
 
     def __init__(self, k: int, device: torch.device | str = "cpu"):
@@ -90,6 +106,10 @@ class Partition:
 
     def due(self, step: int) -> bool:
         return False
+
+    def assign(self, x: torch.Tensor) -> Assignment:
+        """The modes of new samples x (n, *shape) on the partition's device, by what it learnt."""
+        raise UserError("this method learns no assignment of new images (scgan and micgan do)")
 
     def refresh(self, ctx: PartitionContext, step: int) -> dict:
         """Recompute modes and π; returns a small summary for the log."""

@@ -29,9 +29,9 @@ from selfcond.cluster import crp
 from selfcond.cluster.gmm import GaussianMixture
 from selfcond.cluster.niw import NIWPrior
 from selfcond.data.base import Batch, IndexedDataset
-from selfcond.nets.base import eval_mode
+from selfcond.errors import UserError
 from selfcond.options import need, opt
-from selfcond.partition.base import ClusteredOptions, MethodSpec, Partition, PartitionContext, register
+from selfcond.partition.base import Assignment, ClusteredOptions, MethodSpec, Partition, PartitionContext, register
 
 TOY_EPOCH_STEPS = 500  # 2D data are sampled fresh: an "epoch" is this many steps
 
@@ -62,6 +62,8 @@ class MICGANOptions(ClusteredOptions):
 
 
 class CRPPartition(Partition):
+    assigns = True
+
     def __init__(self, options: MICGANOptions, device="cpu"):
         super().__init__(options.k, device)
         self.m = options
@@ -168,6 +170,16 @@ class CRPPartition(Partition):
         if self.table is not None and batch.index is not None:
             return self.table[batch.index]
         return self.gmm.assign(self.Q(batch.x), self.pi.log())
+
+    @torch.no_grad()
+    def assign(self, x: torch.Tensor) -> Assignment:
+        """The most probable mode of Q's embedding under the Gaussians and π: log π_k + log N(Q(x))."""
+        if not self.conditional:
+            raise UserError("MIC-GANs has no modes before its first ACRP round (method.init_steps)")
+        lp = self.gmm.log_prob(self.embed(x.to(self.device))) + self.pi.log()[None]  # (n, K)
+        fit = torch.logsumexp(lp, 1)
+        best, modes = lp.max(1)
+        return Assignment(modes, fit, (best - fit).exp())
 
     def summary(self) -> dict:
         return {"modes_alive": int(self.alive.sum()), "epoch": self.epoch}

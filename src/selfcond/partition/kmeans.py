@@ -23,7 +23,7 @@ from selfcond.cluster.matching import match_clusters
 from selfcond.data.base import Batch, IndexedDataset
 from selfcond.errors import UserError
 from selfcond.options import opt
-from selfcond.partition.base import ClusteredOptions, MethodSpec, Partition, PartitionContext, register
+from selfcond.partition.base import Assignment, ClusteredOptions, MethodSpec, Partition, PartitionContext, register
 
 
 @dataclass
@@ -39,6 +39,8 @@ def batched_features(d, x: torch.Tensor, chunk: int = 5000) -> torch.Tensor:
 
 
 class KMeansPartition(Partition):
+    assigns = True
+
     def __init__(self, options: SCGANOptions, device="cpu"):
         super().__init__(options.k, device)
         self.o = options
@@ -111,6 +113,12 @@ class KMeansPartition(Partition):
         if self.table is not None and batch.index is not None:
             return self.table[batch.index]
         return assign(self.frozen.features(batch.x), self.centers)[0]
+
+    @torch.no_grad()
+    def assign(self, x: torch.Tensor) -> Assignment:
+        """The nearest centre in the features of the D of the last refresh, as `table` is made."""
+        labels, d2 = assign(batched_features(self.frozen, x.to(self.device)), self.centers)
+        return Assignment(labels, -d2.double(), None)
 
     def state_dict(self) -> dict:
         x_cluster = None if self.cluster_index is not None else self.x_cluster
