@@ -175,7 +175,7 @@ def make_world(root: Path) -> World:
         for i in range(1, 6):
             (d / f"data_batch_{i}").write_bytes(content())
     folders = data / "folders"
-    for name in ("five", "text-only", "unreadable", "badjson", "nolabel", "strlabel"):
+    for name in ("five", "text-only", "unreadable", "badjson", "nolabel", "strlabel", "rgb"):
         (folders / name).mkdir(parents=True)
     for i in range(5):
         Image.new("L", (8, 8), i * 40).save(folders / "five" / f"{i}.png")
@@ -184,6 +184,8 @@ def make_world(root: Path) -> World:
         Image.new("L", (8, 8), i * 40).save(folders / "badjson" / f"{i}.png")
         (folders / "unreadable" / f"{i}.png").write_bytes(b"not a png")
     (folders / "text-only" / "notes.txt").write_text("no images here")
+    for i in range(3):
+        Image.new("RGB", (8, 8), (i * 80, 0, 0)).save(folders / "rgb" / f"{i}.png")
     (folders / "badjson" / "dataset.json").write_text("{not json")
     (folders / "nolabel" / "dataset.json").write_text(json.dumps({"labels": [["0.png", 1]]}))
     (folders / "strlabel" / "dataset.json").write_text(json.dumps({"labels": [[f"{i}.png", "cat"] for i in range(5)]}))
@@ -252,7 +254,7 @@ CASES = [
         ("train.log_every=0", "train.log_every must be >= 1"), ("train.stepz=3", "unknown key 'train.stepz'"),
         ("bogus.x=1", "unknown key 'bogus'"), ("train=3", "train must be a mapping"),
         ("train.steps=null", "train.steps must not be null"), ("method.k=null", "method.k must not be null"),
-        ("model.arch=resnet", "model.arch must be auto or one of"), ("model.arch=mlp", "model.arch mlp is for points"),
+        ("model.arch=biggan", "model.arch must be auto or one of"), ("model.arch=mlp", "model.arch mlp is for points"),
         ("model.g_cond=sum", "model.g_cond must be one of concat, add"),
         ("model.d_head=x", "model.d_head must be one of multi, projection"),
         ("model.z_dim=0", "model.z_dim must be >= 1"), ("model.g_width=-1", "model.g_width must be >= 1"),
@@ -383,6 +385,20 @@ CASES = [
         ("a missing run", "missing", [], "run not found"),
         ("a half-written checkpoint", "corrupt", [], "corrupt or unreadable"),
     ]],
+    # --- assign and export --------------------------------------------------------------------------------
+    *[Case(E, f"{verb} {what}", [verb, f"{{{key}}}", *extra], msg) for verb, what, key, extra, msg in [
+        ("assign", "an unconditional run", "gan", [], "is sampled fresh"),
+        ("assign", "--split of a dataset without splits", "run", ["--split", "test"], "dataset 'digits' has no split"),
+        ("assign", "a folder of RGB images to a grey run", "run", ["{folders}/rgb"], "this run's are (1, 32, 32)"),
+        ("assign", "a missing folder", "run", ["{missing}"], "does not exist"),
+        ("assign", "--quantile 1", "run", ["--quantile", "1"], "Invalid value for '--quantile'"),
+        ("assign", "--out an existing directory", "run", ["--out", "{adir}"], "is a directory"),
+        ("export", "to an existing directory", "run", ["{adir}"], "is a directory"),
+        ("export", "a missing run", "missing", [], "run not found"),
+        ("export", "a half-written checkpoint", "corrupt", [], "corrupt or unreadable"),
+        ("evaluate", "--metrics prdc without an Inception file", "run", ["--metrics", "prdc"], "does not apply"),
+        ("evaluate", "--metrics heldout without held-out images", "run", ["--metrics", "heldout"], "does not apply"),
+    ]],
     # --- report and datasets -------------------------------------------------------------------------------
     Case(P, "report a missing directory", ["report", "{missing}"], "run directory not found"),
     Case(P, "report a directory that is no run", ["report", "{notarun}"], "is not a run directory"),
@@ -423,6 +439,8 @@ CASES = [
     Case(A, "datasets info of a missing folder: said, not failed", ["datasets", "info", "{missing}"], "available: False", code=0),
     Case(A, "a config file written by selfcond 0.1", ["train", "--config", "{run}/config.yaml", "--dry-run"], "version: 2",
          code=0),
+    Case(A, "assign the run's own images", ["assign", "{run}", "--out", "{root}/new/e/modes.csv"], '"n": 1797', code=0),
+    Case(A, "export into a missing directory", ["export", "{run}", "{root}/new/f/g.pt", "--no-onnx"], "g.pt", code=0),
 ]
 
 

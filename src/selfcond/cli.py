@@ -22,6 +22,7 @@ TRAIN_FLAGS = {
     "data": "data.name", "data_dir": "data.data_dir", "method": "method.name", "k": "method.k",
     "steps": "train.steps", "batch": "train.batch", "seed": "train.seed", "device": "train.device",
     "threads": "train.threads", "snapshot_every": "train.snapshot_every", "nan_retry": "train.nan_retry",
+    "arch": "model.arch", "resolution": "data.resolution", "augment": "train.augment", "minutes": "train.minutes",
 }
 
 
@@ -50,6 +51,10 @@ def cli():
 @click.option("--data-dir", help="directory holding the dataset's files")
 @click.option("--method", help="training method (default scgan); `selfcond methods` lists them")
 @click.option("--k", type=int, help="number of modes/clusters")
+@click.option("--arch", help="net family: dcgan, dcgan-deep, resnet, stylegan2 (images), mlp (2D)")
+@click.option("--resolution", type=int, help="image side: 28, 32, 64, 128, 256 (what the family supports)")
+@click.option("--augment", help="DiffAugment of D's inputs: color,translation,cutout")
+@click.option("--minutes", type=float, help="stop after this many minutes of training, with a snapshot")
 @click.option("--steps", type=int, help="total training steps")
 @click.option("--batch", type=int, help="batch size")
 @click.option("--seed", type=int, help="seed for everything")
@@ -58,12 +63,13 @@ def cli():
 @click.option("--snapshot-every", type=int, help="steps between snapshots")
 @click.option("--nan-retry", type=int, help="on NaN/inf, roll back to the last checkpoint with half the lr, N times")
 @click.option("--out", default="runs", show_default=True, help="parent of the run directory")
+@click.option("--preset", help="a named configuration of the papers (see `selfcond presets`); YAML and flags override it")
 @click.option("--config", "config_file", help="YAML config; flags override it")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="any config key, e.g. train.lr=2e-4")
 @click.option("--resume", help="run directory (or checkpoint file) to continue, or 'latest' (newest under --out)")
 @click.option("--dry-run", is_flag=True, help="print the resolved config and exit")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def train(config_file, sets, resume, dry_run, quiet, out, **flags):
+def train(preset, config_file, sets, resume, dry_run, quiet, out, **flags):
     """Train a GAN; writes a numbered run directory under --out."""
     from selfcond import config as cfgmod
     from selfcond import train as training
@@ -71,8 +77,8 @@ def train(config_file, sets, resume, dry_run, quiet, out, **flags):
     overrides = {TRAIN_FLAGS[k]: v for k, v in flags.items() if v is not None}
     overrides.update(cfgmod.parse_sets(sets))
     if resume:
-        if config_file:
-            raise UserError("--config and --resume do not go together: a resumed run keeps its own config")
+        if config_file or preset:
+            raise UserError("--config or --preset and --resume do not go together: a resumed run keeps its own config")
         plan = training.plan_resume(resume, overrides, out)
         for note in plan.notes:
             click.echo(note, err=True)
@@ -81,7 +87,10 @@ def train(config_file, sets, resume, dry_run, quiet, out, **flags):
             return
         trainer = training.resume(plan)
     else:
-        cfg = cfgmod.resolve(cfgmod.load_yaml(config_file) if config_file else {}, overrides)
+        user = cfgmod.load_yaml(config_file) if config_file else {}
+        if preset:
+            user = cfgmod.merge(cfgmod.named_preset(preset), user if isinstance(user, dict) else {})
+        cfg = cfgmod.resolve(user, overrides)
         if dry_run:
             click.echo(cfgmod.to_yaml(cfg), nl=False)
             return
@@ -90,6 +99,15 @@ def train(config_file, sets, resume, dry_run, quiet, out, **flags):
     trainer.train(progress=not quiet)
     metrics = trainer.last_metrics or {"step": trainer.step, **trainer.evaluate(snapshot=True)}
     click.echo(json.dumps({"run": str(trainer.run_dir), **metrics}))
+
+
+@cli.command()
+def presets():
+    """The papers' own configurations, for `selfcond train --preset NAME`."""
+    from selfcond.config import NAMED_PRESETS
+
+    for name, (summary, _) in NAMED_PRESETS.items():
+        click.echo(f"{name}\n    {summary}")
 
 
 @cli.command()

@@ -41,6 +41,11 @@ class TrainOptions(Options):
     batch: int = opt(64, min=2, note="BatchNorm needs two samples", help="batch size")
     lr: float = opt(1e-4, gt=0, help="Adam learning rate of G and D")
     r1: float = opt(0.0, min=0, help="R1 penalty weight on real images (0 = off)")
+    r1_every: int = opt(1, min=1, help="lazy R1: the penalty every N steps, weighted N times (StyleGAN2: 16)")
+    augment: str = opt("", help="DiffAugment of D's inputs: comma-separated color, translation, cutout ('' = off)")
+    amp: bool = opt(False, help="bf16 autocast of the nets' forward passes (for CUDA)")
+    channels_last: bool = opt(False, help="images and convolutions in channels-last memory format (for CUDA)")
+    minutes: float = opt(0.0, min=0, help="stop after this many minutes of training, with a snapshot (0 = no limit)")
     betas: list[float] = opt([0.0, 0.99], help="Adam betas")
     seed: int = opt(0, help="seed of everything")
     device: str = opt("auto", help="auto | cpu | cuda | cuda:N")
@@ -60,6 +65,11 @@ class TrainOptions(Options):
              f"train.betas must be two numbers in [0, 1), got {self.betas}")
         need(re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device) is not None,
              f"train.device must be auto, cpu or cuda[:N], got {self.device!r}")
+        from selfcond.train.augment import POLICIES
+
+        bad = [p for p in self.augment.split(",") if p.strip() and p.strip() not in POLICIES]
+        need(not bad, f"train.augment: unknown policy {bad[0] if bad else ''!r} (known: {', '.join(POLICIES)})")
+        need(not self.augment or cfg.kind == "images", "train.augment augments images; the data are 2D points")
 
 
 @dataclass
@@ -87,6 +97,43 @@ KIND_PRESETS = {
     "images": {"method": {"k": 100, "cluster_samples": 25000},
                "train": {"batch": 64, "lr": 1e-4, "betas": [0.0, 0.99]}},
 }
+
+
+# The seeds' own configurations, by name (`--preset NAME`; `selfcond presets` lists them). A named
+# preset is a config mapping applied over the presets above and under the YAML file and flags.
+NAMED_PRESETS = {
+    "scgan-cifar10": ("Self-Conditioned GAN on CIFAR-10, as its code's configs/cifar/selfcondgan.yaml: "
+                      "dcgan-deep, z 128, batch 64, k 100, 25,000 images clustered every 25,000 steps, no R1, no average", {
+        "data": {"name": "cifar10", "resolution": 32},
+        "model": {"arch": "dcgan-deep", "z_dim": 128, "g_width": 64, "d_width": 64, "embed_dim": 256},
+        "method": {"name": "scgan", "k": 100, "cluster_samples": 25000, "recluster_every": 25000},
+        "train": {"batch": 64, "lr": 1e-4, "betas": [0.0, 0.99], "r1": 0.0, "ema": 0.0, "steps": 200000,
+                  "snapshot_every": 5000}}),
+    "scgan-imagenet128": ("Self-Conditioned GAN on ImageNet or Places at 128 px (give --data DIR or a zip), as "
+                          "configs/imagenet/selfcondgan.yaml: resnet2, z 256, batch 128, k 100, 50,000 images "
+                          "clustered every 75,000 steps, R1 0.1, G averaged 0.999", {
+        "data": {"resolution": 128},
+        "model": {"arch": "resnet", "variant": "resnet2", "z_dim": 256, "g_width": 64, "d_width": 64, "embed_dim": 256},
+        "method": {"name": "scgan", "k": 100, "cluster_samples": 50000, "recluster_every": 75000},
+        "train": {"batch": 128, "lr": 1e-4, "betas": [0.0, 0.99], "r1": 0.1, "ema": 0.999, "steps": 500000,
+                  "snapshot_every": 5000}}),
+    "micgan-stylegan2-cifar": ("MIC-GANs with StyleGAN2 on CIFAR-size data (32 px): one constant input per mode, "
+                               "D conditioned as a cGAN, StyleGAN2-ADA's CIFAR settings (mapping 2, lr 0.0025, "
+                               "lazy R1 0.01 every 16 steps)", {
+        "data": {"name": "cifar10", "resolution": 32},
+        "model": {"arch": "stylegan2", "g_cond": "const", "d_head": "multi", "mapping_layers": 2, "g_width": 64,
+                  "d_width": 64, "z_dim": 512, "w_dim": 512},
+        "method": {"name": "micgan", "k": 20},
+        "train": {"batch": 64, "lr": 0.0025, "betas": [0.0, 0.99], "r1": 0.01, "r1_every": 16, "ema": 0.999,
+                  "steps": 200000, "snapshot_every": 5000}}),
+}
+
+
+def named_preset(name: str) -> dict:
+    """The config mapping of a named preset (a UserError names the known ones)."""
+    if name not in NAMED_PRESETS:
+        raise UserError(f"unknown preset {name!r} (known: {', '.join(NAMED_PRESETS)})")
+    return NAMED_PRESETS[name][1]
 
 
 def merge(base: dict, over: dict) -> dict:

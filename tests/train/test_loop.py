@@ -212,8 +212,8 @@ def test_a_checkpoint_from_another_kind_of_device_reseeds_and_trains_on(tmp_path
 def test_side_streams_never_share_a_seed():
     """Evaluation streams (offsets 1-4) and the reseeded stream of a moved run stay apart, even
     for a run moved at steps 1-4."""
-    from selfcond.train.loop import _MOVED, stream_seed
+    from selfcond.train.loop import MOVED, stream_seed
 
     evals = {stream_seed(7, off) for off in range(1, 5)}
-    moved = {stream_seed(7, _MOVED + step) for step in range(0, 10_000)}
+    moved = {stream_seed(7, MOVED + step) for step in range(0, 10_000)}
     assert len(evals) == 4 and not evals & moved

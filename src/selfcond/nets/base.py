@@ -25,7 +25,8 @@ from selfcond.registry import Registry
 
 
 class Generator(nn.Module, ABC):
-    """z (n, z_dim) and modes y -> samples (n, *shape). Attributes: z_dim, k."""
+    """z (n, z_dim) and modes y -> samples (n, *shape): images in [-1, 1] (StyleGAN2 leaves them
+    unbounded, as the original; pictures and uint8 features clamp them). Attributes: z_dim, k."""
 
     z_dim: int
     k: int

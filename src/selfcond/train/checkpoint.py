@@ -136,3 +136,43 @@ def load(path: str | Path, overrides: dict | None = None, map_location="cpu") ->
         raise UserError(f"checkpoint {path}: {e}") from None
     _check_shapes(state, cfg, path)
     return state, cfg
+
+
+def state_of(t) -> dict:
+    """A trainer's state as a checkpoint: plain tensors and numbers (weights_only-safe)."""
+    rng = {"generator": t.generator.get_state(), "torch": torch.get_rng_state(), "device": t.device.type}
+    if t.device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state(t.device)
+    return {"version": VERSION, "config": t.cfg.to_dict(), "step": t.step, "last_refresh": t.last_refresh,
+            "seconds": t.seconds, "data_shape": list(t.dataset.shape), "G": t.G.state_dict(), "D": t.D.state_dict(),
+            "G_ema": None if t.G_ema is None else t.G_ema.state_dict(),
+            "opt_g": t.opt_g.state_dict(), "opt_d": t.opt_d.state_dict(),
+            "partition": t.partition.state_dict(), "rng": rng}
+
+
+def restore(t, state: dict) -> None:
+    """Load a checkpoint's state into a trainer built from its config."""
+    from selfcond.train.loop import MOVED, stream_seed
+
+    state = migrate(state)
+    t.G.load_state_dict(state["G"])
+    t.D.load_state_dict(state["D"])
+    if t.G_ema is not None:  # a run saved without an average starts one from G
+        t.G_ema.load_state_dict(state.get("G_ema") or state["G"])
+    t.opt_g.load_state_dict(state["opt_g"])
+    t.opt_d.load_state_dict(state["opt_d"])
+    t.partition.load_state_dict(state["partition"])
+    rng = state["rng"]
+    torch.set_rng_state(rng["torch"])
+    # A CPU generator's state does not fit a CUDA one (nor back): a run moved to another kind of
+    # device continues with a generator seeded from (seed, step), reproducible but not the stream
+    # it would have drawn at home. Older checkpoints (no "device") were CPU or CUDA by size.
+    saved = rng.get("device") or ("cpu" if rng["generator"].numel() > 16 else "cuda")
+    if saved == t.device.type:
+        t.generator.set_state(rng["generator"])
+        if "cuda" in rng and t.device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"], t.device)
+    else:
+        t.generator.manual_seed(stream_seed(t.cfg.train.seed, MOVED + state["step"]))
+    t.step, t.seconds, t.started = state["step"], state["seconds"], True
+    t.last_refresh = state.get("last_refresh", 0)

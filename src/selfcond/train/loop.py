@@ -26,11 +26,12 @@ from selfcond.errors import Interrupted, TrainingDiverged, UserError
 from selfcond.nets.base import FAMILIES, eval_mode
 from selfcond.partition.base import METHODS, PartitionContext
 from selfcond.train import checkpoint, snapshot
+from selfcond.train.augment import augment
 from selfcond.train.guards import LossWatch, StopSignals, check_batch_fits, check_weights, out_of_memory
 from selfcond.train.losses import d_loss, g_loss
 from selfcond.train.rundir import RunLog
 
-_MOVED = 1 << 40  # streams of a run moved between devices: never one of the evaluation offsets
+MOVED = 1 << 40  # streams of a run moved between devices: never one of the evaluation offsets
 
 
 def resolve_device(name: str) -> torch.device:
@@ -43,7 +44,7 @@ def resolve_device(name: str) -> torch.device:
 
 def stream_seed(seed: int, stream: int) -> int:
     """The seed of one of a run's side streams: evaluation (streams 1-4), or the training stream
-    of a run moved to another kind of device (_MOVED + step). Distinct streams, distinct seeds."""
+    of a run moved to another kind of device (MOVED + step). Distinct streams, distinct seeds."""
     return seed * 1_000_003 + stream
 
 
@@ -72,7 +73,8 @@ class Trainer:
         self.partition = METHODS.get(cfg.method.name).partition(cfg.method, self.dataset, self.device)
         self.family = FAMILIES.get(cfg.model.arch)
         nets = self.family.build(cfg.model, self.dataset.shape, self.partition.k, cfg.method.d_needs())
-        self.G, self.D = (m.to(self.device) for m in nets)
+        fmt = torch.channels_last if t.channels_last and len(self.dataset.shape) == 3 else torch.contiguous_format
+        self.G, self.D = (m.to(self.device, memory_format=fmt) for m in nets)
         # The fused Adam kernel: the 2D nets spend much of a CPU step in the optimiser.
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=t.lr, betas=tuple(t.betas), fused=True)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=t.lr, betas=tuple(t.betas), fused=True)
@@ -128,22 +130,33 @@ class Trainer:
     def _cond(self, y: torch.Tensor | None) -> torch.Tensor | None:
         return y if self.partition.conditional else None
 
+    def _aug(self, x: torch.Tensor) -> torch.Tensor:
+        """D's view of a batch: DiffAugment when train.augment names a policy."""
+        t = self.cfg.train
+        return augment(x, t.augment, self.generator) if t.augment else x
+
     def train_step(self) -> dict:
         """One D step and one G step on a fresh batch; returns the losses (on the device)."""
-        b, gen = self.cfg.train.batch, self.generator
+        t, gen = self.cfg.train, self.generator
+        b = t.batch
         batch = self.dataset.batch(b, gen, self.device)
         y_real = self.partition.labels(batch)
         y_fake = self.partition.sample(b, gen)
         z = torch.randn(b, self.cfg.model.z_dim, generator=gen, device=self.device)
-        x_fake = self.G(z, y_fake)
+        with self._autocast():
+            x_fake = self.G(z, y_fake)
 
-        r1 = self.cfg.train.r1
-        x_real = batch.x.requires_grad_(True) if r1 else batch.x
-        d_real = self.D(x_real, self._cond(y_real))
-        loss_d = d_loss(d_real, self.D(x_fake.detach(), self._cond(y_fake)))
-        if r1:  # R1: r1 * E||grad_x D(x)||^2 on real images, as the MIC-GANs code (reg_param 10)
+        # R1: r1 * E||grad_x D(x)||^2 on real images, as the MIC-GANs code (reg_param 10); lazily
+        # (every r1_every steps, weighted r1_every times) as StyleGAN2.
+        r1 = t.r1 if t.r1 and self.step % t.r1_every == 0 else 0.0
+        x_real = self._memory(batch.x)
+        x_real = x_real.requires_grad_(True) if r1 else x_real
+        with self._autocast():
+            d_real = self.D(self._aug(x_real), self._cond(y_real)).float()
+            loss_d = d_loss(d_real, self.D(self._aug(x_fake.detach()), self._cond(y_fake)).float())
+        if r1:
             grad, = torch.autograd.grad(d_real.sum(), x_real, create_graph=True)
-            loss_d = loss_d + r1 * grad.pow(2).flatten(1).sum(1).mean()
+            loss_d = loss_d + r1 * t.r1_every * grad.float().pow(2).flatten(1).sum(1).mean()
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_d.step()
@@ -151,7 +164,8 @@ class Trainer:
         # G step on the same fakes: G has not changed since they were drawn. D's weights need no
         # gradient here, which saves their backward pass.
         self.D.requires_grad_(False)
-        loss_g = g_loss(self.D(x_fake, self._cond(y_fake)))
+        with self._autocast():
+            loss_g = g_loss(self.D(self._aug(x_fake), self._cond(y_fake)).float())
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
@@ -161,6 +175,13 @@ class Trainer:
 
         self.step += 1
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach()}
+
+    def _autocast(self):
+        """bf16 autocast of the forward passes when train.amp (a no-op context otherwise)."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.train.amp)
+
+    def _memory(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.cfg.train.channels_last and x.dim() == 4 else x
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -256,6 +277,7 @@ class Trainer:
         tick, tick_step = time.perf_counter(), self.step
         sums = {"loss_d": 0.0, "loss_g": 0.0}
         watch = LossWatch(self.device)
+        budget = 60 * t.minutes if t.minutes else float("inf")
 
         def check() -> None:
             try:
@@ -279,7 +301,10 @@ class Trainer:
             for key, value in losses.items():
                 sums[key] = sums[key] + value
             bar.update(1)
-            if self.step % t.log_every == 0 or self.step == t.steps:
+            # train.minutes: the budget ends the run like its last step (a log line and a snapshot).
+            over = self.seconds + time.perf_counter() - tick >= budget
+            last = self.step == t.steps or over
+            if self.step % t.log_every == 0 or last:
                 check()
                 now = time.perf_counter()
                 n = self.step - tick_step
@@ -292,11 +317,14 @@ class Trainer:
                 bar.set_postfix(d=f"{record['loss_d']:.3f}", g=f"{record['loss_g']:.3f}",
                                 modes=record["modes_alive"])
                 tick, tick_step, sums = time.perf_counter(), self.step, dict.fromkeys(sums, 0.0)
-            if self.run_dir is not None and (self.step % t.snapshot_every == 0 or self.step == t.steps):
+            if self.run_dir is not None and (self.step % t.snapshot_every == 0 or last):
                 check()
                 pause = time.perf_counter()
                 snapshot.take(self)
                 tick += time.perf_counter() - pause  # snapshots do not count as training time
+            if over:
+                self.event({"event": "time_budget", "minutes": t.minutes})
+                break
         check()
         bar.close()
 
@@ -342,39 +370,9 @@ class Trainer:
         return checkpoint.save(self.run_dir, self.state_dict(), self.step, keep=self.cfg.train.keep_checkpoints)
 
     def state_dict(self) -> dict:
-        """Everything needed to continue exactly: plain tensors and numbers (weights_only-safe)."""
-        rng = {"generator": self.generator.get_state(), "torch": torch.get_rng_state(),
-               "device": self.device.type}
-        if self.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        return {"version": checkpoint.VERSION, "config": self.cfg.to_dict(), "step": self.step,
-                "last_refresh": self.last_refresh, "seconds": self.seconds,
-                "data_shape": list(self.dataset.shape), "G": self.G.state_dict(), "D": self.D.state_dict(),
-                "G_ema": None if self.G_ema is None else self.G_ema.state_dict(),
-                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-                "partition": self.partition.state_dict(), "rng": rng}
+        """Everything needed to continue exactly (checkpoint.py: the layout)."""
+        return checkpoint.state_of(self)
 
     def load_state_dict(self, state: dict) -> None:
         """A checkpoint's state (checked and migrated by checkpoint.load or checkpoint.read)."""
-        state = checkpoint.migrate(state)
-        self.G.load_state_dict(state["G"])
-        self.D.load_state_dict(state["D"])
-        if self.G_ema is not None:  # a run saved without an average starts one from G
-            self.G_ema.load_state_dict(state.get("G_ema") or state["G"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
-        self.partition.load_state_dict(state["partition"])
-        rng = state["rng"]
-        torch.set_rng_state(rng["torch"])
-        # A CPU generator's state does not fit a CUDA one (nor back): a run moved to another kind of
-        # device continues with a generator seeded from (seed, step), reproducible but not the
-        # stream it would have drawn at home. Older checkpoints (no "device") were CPU or CUDA by size.
-        saved = rng.get("device") or ("cpu" if rng["generator"].numel() > 16 else "cuda")
-        if saved == self.device.type:
-            self.generator.set_state(rng["generator"])
-            if "cuda" in rng and self.device.type == "cuda":
-                torch.cuda.set_rng_state(rng["cuda"], self.device)
-        else:
-            self.generator.manual_seed(stream_seed(self.cfg.train.seed, _MOVED + state["step"]))
-        self.step, self.seconds, self.started = state["step"], state["seconds"], True
-        self.last_refresh = state.get("last_refresh", 0)
+        checkpoint.restore(self, state)
