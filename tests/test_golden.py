@@ -1,15 +1,19 @@
 """The same flags give the same bytes: fixed-seed CPU runs against the digests that selfcond 0.1
 (commit 1ca0c8a) gave before the code was restructured (tests/golden/digests.json).
 
-Bits are only defined for one torch build on one CPU instruction set, so on another build or CPU
-the test is skipped with the reason; there it is re-recorded by running this file as a script
-(`python tests/test_golden.py --record`) on a commit whose behaviour is trusted.
+Bits are only defined for one torch build on one CPU (oneDNN and MKL pick kernels by vendor and
+model, so two AVX-512 machines can differ), so digests are kept per machine and the test is skipped,
+with the reason, on a machine that has none. To add one, run this file as a script on a commit whose
+behaviour is trusted (`python tests/test_golden.py --record`): it trains the runs and resumes the
+version-1 fixtures with that commit's code and adds this machine's digests.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import platform
+import shutil
 import sys
 from pathlib import Path
 
@@ -18,17 +22,33 @@ import torch
 
 import selfcond
 from selfcond.config import resolve
-from selfcond.train import checkpoint, start_run
+from selfcond.train import checkpoint, plan_resume, resume, start_run
 from selfcond.viz.grid import mode_grid_png
 
 DIGESTS = Path(__file__).parent / "golden" / "digests.json"
+FIXTURES = Path(__file__).parent / "fixtures" / "runs-v1"
 GOLDEN = json.loads(DIGESTS.read_text())
 PART_KEYS = ("counts", "table", "z", "cluster_labels", "centers")
-SAME_MACHINE = (GOLDEN["torch"] == torch.__version__
-                and GOLDEN["cpu_capability"] == torch.backends.cpu.get_cpu_capability())
+
+
+def machine() -> str:
+    """This torch build and CPU, as the digests are keyed."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+        fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+        fields = {k.strip(): v.strip() for k, v in fields.items()}
+        cpu = f"{fields.get('vendor_id', '?')} {fields.get('model name', cpu)}"
+    except OSError:
+        pass
+    return f"torch {torch.__version__} | {torch.backends.cpu.get_cpu_capability()} | {cpu}"
+
+
+HERE = GOLDEN["machines"].get(machine())
+SAME_MACHINE = HERE is not None
 pytestmark = pytest.mark.skipif(not SAME_MACHINE, reason=(
-    f"digests recorded with torch {GOLDEN['torch']} on {GOLDEN['cpu_capability']}; this is torch "
-    f"{torch.__version__} on {torch.backends.cpu.get_cpu_capability()}"))
+    f"no digests recorded for {machine()} (recorded: {', '.join(GOLDEN['machines'])}); "
+    "`python tests/test_golden.py --record` on a trusted commit adds them"))
 
 
 def digest_tensors(tensors) -> str:
@@ -69,22 +89,38 @@ def train_run(overrides: dict, out: Path) -> Path:
 
 @pytest.mark.parametrize("name", sorted(GOLDEN["runs"]))
 def test_a_fixed_seed_run_gives_the_recorded_bytes(tmp_path, name):
-    want = GOLDEN["runs"][name]
-    run = train_run(want["overrides"], tmp_path)
+    spec, want = GOLDEN["runs"][name], HERE["runs"][name]
+    run = train_run(spec["overrides"], tmp_path)
     state = checkpoint.read(run)
-    assert state["step"] == want["step"]
+    assert state["step"] == spec["step"]
     assert checkpoint_digest(state) == want["checkpoint"], name
     assert generate_digest(run) == want["generate"], name
 
 
+def resume_v1(name: str, tmp: Path) -> tuple[Path, str]:
+    """A copy of a version-1 fixture run and its generate digest, then resumed to its resumed_step."""
+    run = Path(shutil.copytree(FIXTURES / name, tmp / name))
+    before = generate_digest(run)
+    resume(plan_resume(run, {"train.steps": GOLDEN["v1_fixtures"][name]["resumed_step"], "train.threads": 1})).train(
+        progress=False)
+    return run, before
+
+
 if __name__ == "__main__" and "--record" in sys.argv:
+    import subprocess
     import tempfile
 
     torch.set_num_threads(1)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    entry = {"recorded_at": f"{commit}, {__import__('datetime').date.today()}", "runs": {}, "v1_fixtures": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, rec in GOLDEN["runs"].items():
-            run = train_run(rec["overrides"], Path(tmp) / name)
-            rec.update(checkpoint=checkpoint_digest(checkpoint.read(run)), generate=generate_digest(run))
-            print(name, rec, flush=True)
-    GOLDEN.update(torch=torch.__version__, cpu_capability=torch.backends.cpu.get_cpu_capability())
+        for name, spec in GOLDEN["runs"].items():
+            run = train_run(spec["overrides"], Path(tmp) / name)
+            entry["runs"][name] = {"checkpoint": checkpoint_digest(checkpoint.read(run)), "generate": generate_digest(run)}
+            print(name, entry["runs"][name], flush=True)
+        for name in GOLDEN["v1_fixtures"]:
+            run, before = resume_v1(name, Path(tmp) / "v1")
+            entry["v1_fixtures"][name] = {"generate": before, "resumed_checkpoint": checkpoint_digest(checkpoint.read(run))}
+            print(name, entry["v1_fixtures"][name], flush=True)
+    GOLDEN["machines"][machine()] = entry
     DIGESTS.write_text(json.dumps(GOLDEN, indent=1) + "\n")

@@ -91,12 +91,32 @@ def test_kmeans_bench_times_the_partitions_call():
     assert "the paper's call" in kmeans_bench.markdown(rec)
 
 
+def test_nets_bench_measures_each_family_in_its_own_process():
+    from selfcond.bench import nets
+
+    recs = nets.run(families=("dcgan", "resnet-sngan"), resolutions=(32, 64), batch=4, seconds=0.2, threads=1,
+                    progress=False)
+    assert [(r["family"], r["resolution"]) for r in recs] == [("dcgan", 32), ("dcgan", 64), ("resnet-sngan", 32)]
+    for r in recs:
+        assert r["images_per_s"] > 0 and r["steps"] >= 2 and r["peak_rss_mb"] >= r["rss_before_training_mb"] > 0
+        assert r["g_params"] > 0 and r["d_params"] > 0
+    assert recs[1]["g_params"] > recs[0]["g_params"]  # 64 px: one more up-sampling stage
+    assert "| resnet-sngan | 32 |" in nets.markdown(recs)
+
+
+def test_nets_bench_refuses_an_unknown_family_in_one_line():
+    from clirun import cli
+
+    r = cli("bench", "nets", "--families", "dcgan,vit")
+    assert r.returncode == 2 and "unknown family 'vit'" in r.stderr
+
+
 def test_every_bench_module_registers_its_verb():
     from clirun import cli
 
     r = cli("bench", "--help")
     assert r.returncode == 0
-    for verb in ("2d", "stacked-mnist", "clusters", "kmeans", "gibbs", "gibbs-blocks", "snapshot"):
+    for verb in ("2d", "stacked-mnist", "clusters", "kmeans", "gibbs", "gibbs-blocks", "snapshot", "export", "nets"):
         assert f"  {verb} " in r.stdout, verb
     bad = cli("bench", "2d", "--methods", "gan,scgan", "--set", "method.alpha=2", "--trials", "1")
     assert bad.returncode == 2 and "none of the methods gan, scgan has that option" in bad.stderr

@@ -111,3 +111,31 @@ def test_cuda_bf16_channels_last_trains_and_resumes(tmp_path, name):
     resumed.train(progress=False)
     for a, b in zip(straight.G.state_dict().values(), resumed.G.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_wide_nets_process_a_whole_set_in_chunks_that_bound_memory():
+    """A 512-channel StyleGAN2 D featurises (and G generates) a set in chunks, never 5,000 images'
+    activations at once; the chunks give the features of the whole set (k-means sees the same: the
+    features take minibatch std per image)."""
+    from selfcond.nets import stylegan2
+    from selfcond.nets.base import DiscriminatorNeeds, activation_chunk
+    from selfcond.partition.kmeans import batched_features
+
+    fam, o = options("stylegan2", g_width=64, d_width=64)  # the paper's CIFAR width
+    g, d = fam.build(o, (3, 32, 32), 4, DiscriminatorNeeds())
+    widest = stylegan2.widest(64, 32)
+    assert widest == 512 * 32 * 32
+    assert d.chunk == g.chunk == activation_chunk(widest) == 256
+    assert d.chunk * widest <= 1 << 27
+    fam, o = options("stylegan2")  # narrow nets keep the chunks of the small families' sizes
+    small_g, small_d = fam.build(o, (1, 28, 28), 4, DiscriminatorNeeds())
+    assert small_d.chunk == 5000
+
+    small_d.chunk = 3
+    calls = []
+    small_d.features = (lambda f: lambda x: calls.append(len(x)) or f(x))(small_d.features)
+    x = torch.randn(8, 1, 28, 28)
+    with torch.no_grad():
+        whole = torch.cat([small_d.trunk(x[i:i + 1], per_image=True) for i in range(8)])
+        assert torch.allclose(batched_features(small_d, x), whole, atol=1e-6)
+    assert calls == [3, 3, 2]

@@ -26,7 +26,10 @@ from selfcond.registry import Registry
 
 class Generator(nn.Module, ABC):
     """z (n, z_dim) and modes y -> samples (n, *shape): images in [-1, 1] (StyleGAN2 leaves them
-    unbounded, as the original; pictures and uint8 features clamp them). Attributes: z_dim, k."""
+    unbounded, as the original; pictures and uint8 features clamp them). Attributes: z_dim, k;
+    chunk: images per forward pass when many are generated at once (bounds memory)."""
+
+    chunk: int = 10000
 
     z_dim: int
     k: int
@@ -39,6 +42,7 @@ class Discriminator(nn.Module, ABC):
     """Samples (n, *shape) -> logits; an unconditional head (y None) and a conditional one."""
 
     feature_dim: int
+    chunk: int = 5000  # images per forward pass when a whole set is featurised (bounds memory)
 
     @abstractmethod
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -51,8 +55,16 @@ class Discriminator(nn.Module, ABC):
 class Encoder(nn.Module, ABC):
     """Samples (n, *shape) -> embeddings (n, dim): MIC-GANs' Q."""
 
+    chunk: int = 5000  # images per forward pass when a whole set is embedded (bounds memory)
+
     @abstractmethod
     def forward(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
+def activation_chunk(elements: int, budget: int = 1 << 27) -> int:
+    """Images per forward pass for a net whose largest activation holds `elements` values per image:
+    a chunk keeps that activation within `budget` floats (512 MB), between 8 and 5,000 images."""
+    return max(8, min(5000, budget // max(1, elements)))
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from selfcond.nets.base import Discriminator, DiscriminatorNeeds, Encoder, Generator, NetFamily, NetOptions, register
+from selfcond.nets.base import (Discriminator, DiscriminatorNeeds, Encoder, Generator, NetFamily, NetOptions,
+                                activation_chunk, register)
 from selfcond.nets.layers import DHead, make_cond
 from selfcond.options import need, opt
 
@@ -31,6 +32,7 @@ class DeepGenerator(Generator):
     def __init__(self, k: int, z_dim: int, width: int, resolution: int, channels: int, embed_dim: int, cond: str):
         super().__init__()
         self.z_dim, self.k, self.start = z_dim, k, RESOLUTIONS[resolution]
+        self.chunk = activation_chunk(2 * width * resolution ** 2)
         ch = [8 * width >> i for i in range(_downs(resolution) + 1)]
         self.cond = make_cond(cond, k, z_dim, embed_dim)
         self.fc = nn.Linear(z_dim + self.cond.extra, ch[0] * self.start ** 2)
@@ -59,6 +61,7 @@ class DeepDiscriminator(Discriminator):
         super().__init__()
         self.trunk, self.feature_dim = deep_trunk(width, resolution, channels)
         self.head = DHead(self.feature_dim, k, head)
+        self.chunk = activation_chunk(width * resolution ** 2)
 
     def features(self, x):
         return self.trunk(x)
@@ -72,6 +75,7 @@ class DeepEncoder(Encoder):
         super().__init__()
         self.trunk, f = deep_trunk(width, resolution, channels)
         self.out = nn.Linear(f, dim)
+        self.chunk = activation_chunk(width * resolution ** 2)
 
     def forward(self, x):
         return self.out(self.trunk(x))

@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import spectral_norm
 
-from selfcond.nets.base import Discriminator, DiscriminatorNeeds, Encoder, Generator, NetFamily, NetOptions, register
+from selfcond.nets.base import (Discriminator, DiscriminatorNeeds, Encoder, Generator, NetFamily, NetOptions,
+                                activation_chunk, register)
 from selfcond.nets.layers import DHead, make_cond
 from selfcond.options import need, opt
 
@@ -54,6 +55,7 @@ class Resnet2Generator(Generator):
     def __init__(self, k: int, z_dim: int, width: int, resolution: int, channels: int, embed_dim: int, cond: str):
         super().__init__()
         self.z_dim, self.k, self.s0, self.width = z_dim, k, resolution // 32, width
+        self.chunk = activation_chunk(2 * width * resolution ** 2)
         self.cond = make_cond(cond, k, z_dim, embed_dim)
         self.fc = nn.Linear(z_dim + self.cond.extra, 16 * width * self.s0 ** 2)
         chans = [c * width for c in G_CHANNELS]
@@ -128,6 +130,7 @@ class SNGANGenerator(Generator):
     def __init__(self, k: int, z_dim: int, width: int, resolution: int, channels: int, embed_dim: int, cond: str):
         super().__init__()
         self.z_dim, self.k, self.start, c = z_dim, k, SNGAN[resolution], 4 * width
+        self.chunk = activation_chunk(c * resolution ** 2)
         self.cond = make_cond(cond, k, z_dim, embed_dim)
         self.fc = nn.Linear(z_dim + self.cond.extra, c * self.start ** 2)
         ups = (resolution // self.start).bit_length() - 1
@@ -161,6 +164,7 @@ class ResNetDiscriminator(Discriminator):
         else:
             self.trunk, self.feature_dim = resnet2_trunk(o.d_width, resolution, channels)
         self.head = DHead(self.feature_dim, k, o.d_head)
+        self.chunk = activation_chunk((4 if o.variant == "sngan" else 2) * o.d_width * resolution ** 2)
         if o.variant == "sngan":  # SNGAN normalises its head too
             self.head.uncond = spectral_norm(self.head.uncond)
             if o.d_head == "multi":
@@ -183,6 +187,7 @@ class ResNetEncoder(Encoder):
         else:
             self.trunk, f = resnet2_trunk(o.d_width, resolution, channels)
         self.out = nn.Linear(f, dim)
+        self.chunk = activation_chunk((4 if o.variant == "sngan" else 2) * o.d_width * resolution ** 2)
 
     def forward(self, x):
         return self.out(self.trunk(x))

@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from selfcond.nets.base import Discriminator, DiscriminatorNeeds, Encoder, Generator, NetFamily, NetOptions, register
+from selfcond.nets.base import (Discriminator, DiscriminatorNeeds, Encoder, Generator, NetFamily, NetOptions,
+                                activation_chunk, register)
 from selfcond.nets.layers import DHead, _code, make_cond
 from selfcond.options import need, opt
 
@@ -32,6 +33,12 @@ GAIN = math.sqrt(2)
 
 def channels(width: int, res: int) -> int:
     return min(8 * width, max(1, 256 * width // res))
+
+
+def widest(width: int, resolution: int) -> int:
+    """Values per image of the largest activation of a G or D of this width (for `activation_chunk`)."""
+    sides = [resolution >> i for i in range(resolution.bit_length()) if resolution >> i >= 4]
+    return max(channels(width, r) * r * r for r in sides)
 
 
 def _act(x):
@@ -125,6 +132,7 @@ class StyleGAN2Generator(Generator):
     def __init__(self, k: int, o, resolution: int, channels_out: int):
         super().__init__()
         self.z_dim, self.k, self.kind = o.z_dim, k, o.g_cond
+        self.chunk = activation_chunk(widest(o.g_width, resolution))
         w_dim, width = o.w_dim, o.g_width
         self.start = 7 if resolution == 28 else 4
         if o.g_cond == "const":
@@ -193,11 +201,13 @@ class Trunk(nn.Module):
         self.fc = EqLinear(c * res * res, c)
         self.out_dim = c
 
-    def forward(self, x):
+    def forward(self, x, per_image: bool = False):
+        """per_image: minibatch std over groups of one image, so an image's output does not depend
+        on its batch (what clustering and assigning need)."""
         h = self.blocks(_act(self.from_rgb(x)))
         if self.mbstd:  # the std of each feature over groups of up to 4 images, averaged, as one channel
             n = h.shape[0]
-            g = max(d for d in range(1, min(4, n) + 1) if n % d == 0)
+            g = 1 if per_image else max(d for d in range(1, min(4, n) + 1) if n % d == 0)
             s = h.view(g, -1, *h.shape[1:]).var(0, unbiased=False).add(1e-8).sqrt().mean((1, 2, 3))  # (n / g,)
             h = torch.cat([h, s.repeat(g)[:, None, None, None].expand(-1, 1, *h.shape[2:])], 1)
         return _act(self.fc(_act(self.conv(h)).flatten(1)))
@@ -208,13 +218,16 @@ class StyleGAN2Discriminator(Discriminator):
         super().__init__()
         self.trunk = Trunk(o.d_width, resolution, channels_in)
         self.feature_dim = self.trunk.out_dim
+        self.chunk = activation_chunk(widest(o.d_width, resolution))
         self.head = DHead(self.feature_dim, k, o.d_head)
 
     def features(self, x):
-        return self.trunk(x)
+        """What k-means clusters: the trunk with minibatch std per image, so that an image's
+        features, and so its mode, do not depend on the images it is featurised with."""
+        return self.trunk(x, per_image=True)
 
     def forward(self, x, y=None):
-        return self.head(self.features(x), y)
+        return self.head(self.trunk(x), y)
 
 
 class StyleGAN2Encoder(Encoder):
@@ -223,6 +236,7 @@ class StyleGAN2Encoder(Encoder):
     def __init__(self, dim: int, o, resolution: int, channels_in: int):
         super().__init__()
         self.trunk = Trunk(o.d_width, resolution, channels_in, mbstd=False)
+        self.chunk = activation_chunk(widest(o.d_width, resolution))
         self.out = nn.Linear(self.trunk.out_dim, dim)
 
     def forward(self, x):

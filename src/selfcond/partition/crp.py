@@ -153,8 +153,9 @@ class CRPPartition(Partition):
         return total / self.m.q_steps
 
     @torch.no_grad()
-    def embed(self, data, chunk: int = 5000) -> torch.Tensor:
-        """Q's embeddings (n, K) of a tensor of samples or of every item of an indexed dataset."""
+    def embed(self, data) -> torch.Tensor:
+        """Q's embeddings (n, K) of a tensor of samples or of every item of an indexed dataset, in Q's chunks."""
+        chunk = self.Q.chunk
         if isinstance(data, torch.Tensor):
             return torch.cat([self.Q(data[i:i + chunk]) for i in range(0, data.shape[0], chunk)])
         n = len(data)

@@ -33,9 +33,9 @@ class SCGANOptions(ClusteredOptions):
 
 
 @torch.no_grad()
-def batched_features(d, x: torch.Tensor, chunk: int = 5000) -> torch.Tensor:
-    """D's clustering features of x, in chunks so memory stays bounded: (n, *shape) -> (n, f)."""
-    return torch.cat([d.features(x[i:i + chunk]) for i in range(0, x.shape[0], chunk)])
+def batched_features(d, x: torch.Tensor) -> torch.Tensor:
+    """D's clustering features of x, in D's chunks so memory stays bounded: (n, *shape) -> (n, f)."""
+    return torch.cat([d.features(x[i:i + d.chunk]) for i in range(0, x.shape[0], d.chunk)])
 
 
 class KMeansPartition(Partition):
@@ -100,8 +100,8 @@ class KMeansPartition(Partition):
                 "modes_alive": int(self.alive.sum())}
 
     @torch.no_grad()
-    def _label_all(self, chunk: int = 5000) -> torch.Tensor:
-        n = len(self.dataset)
+    def _label_all(self) -> torch.Tensor:
+        n, chunk = len(self.dataset), self.frozen.chunk
         out = []
         for i in range(0, n, chunk):
             idx = torch.arange(i, min(i + chunk, n), device=self.device)

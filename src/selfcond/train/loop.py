@@ -331,8 +331,8 @@ class Trainer:
     # --- sampling and evaluation ------------------------------------------------------------------
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator, y: torch.Tensor | None = None,
-               chunk: int = 10000) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(self, n: int, generator: torch.Generator,
+               y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """n samples from the generator that samples, in eval mode: (x (n, *shape), conditions (n,)).
         Conditions are drawn from π unless given as `y` (n,)."""
         if y is None:
@@ -340,7 +340,7 @@ class Trainer:
         y = y.to(self.device)
         z = torch.randn(n, self.cfg.model.z_dim, generator=generator, device=self.device)
         with eval_mode(self.g_eval) as g:
-            x = torch.cat([g(z[i:i + chunk], y[i:i + chunk]) for i in range(0, n, chunk)])
+            x = torch.cat([g(z[i:i + g.chunk], y[i:i + g.chunk]) for i in range(0, n, g.chunk)])
         return x, y
 
     def eval_generator(self, offset: int = 1) -> torch.Generator:
