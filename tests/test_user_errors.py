@@ -13,6 +13,7 @@ import json
 import pickle
 import shutil
 import sys
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -166,6 +167,9 @@ def make_world(root: Path) -> World:
     _mnist_dir(data / "idx-labels", labels=np.full(12, 42))
     _mnist_dir(data / "idx-gz", gz_bad=True)
     (data / "nothing").mkdir()
+    (data / "damaged.zip").write_bytes(b"PK\x03\x04 cut short")
+    with zipfile.ZipFile(data / "empty.zip", "w") as z:
+        z.writestr("readme.txt", "no images here")
     for name, content in (("cifar-evil", lambda: pickle.dumps(_Payload(root / MARKER))),
                           ("cifar-shape", lambda: pickle.dumps({b"data": np.zeros((2, 100), np.uint8), b"labels": [1, 2]})),
                           ("cifar-labels", lambda: pickle.dumps({b"data": np.zeros((2, 3072), np.uint8),
@@ -230,7 +234,9 @@ CASES = [
     Case(T, "--method unknown", ["train", "--method", "vae", *OUT], "method.name must be one of"),
     Case(T, "--data unknown", ["train", "--data", "nowhere", *OUT], "unknown dataset 'nowhere'"),
     Case(T, "--data a missing directory", ["train", "--data", "./no/such/dir", *OUT], "does not exist"),
-    Case(T, "--data a file", ["train", "--data", "{afile}", *OUT], "is a file, not a directory"),
+    Case(T, "--data a file", ["train", "--data", "{afile}", *OUT], "not a zip archive of images"),
+    Case(T, "--data a damaged zip", ["train", "--data", "{data}/damaged.zip", *OUT], "not a zip archive of images"),
+    Case(T, "--data a zip without images", ["train", "--data", "{data}/empty.zip", *OUT], "no images"),
     Case(T, "--data an empty directory", ["train", "--data", "{data}/nothing", *OUT], "no images"),
     Case(T, "--data-dir for 2D data", ["train", "--data", "ring", "--data-dir", "{adir}", *OUT],
          "unknown key 'data.data_dir' for dataset ring"),

@@ -347,6 +347,20 @@ def datasets_info(name, data_dir):
         click.echo(f"{key}: {value}")
 
 
+@datasets.command("prepare")
+@click.argument("src")
+@click.argument("out")
+@click.option("--resolution", type=int, required=True, help="side of the square images written")
+@click.option("--workers", type=click.IntRange(min=1), default=4, show_default=True, help="decoding threads")
+def datasets_prepare(src, out, resolution, workers):
+    """Convert a directory (or zip) of images into OUT.zip once: center-cropped, resized, PNG,
+    StyleGAN2-ADA's layout with dataset.json labels; train on it with --data OUT.zip."""
+    from selfcond.data.prepare import prepare
+
+    rec = prepare(src, out, resolution, workers)
+    click.echo(json.dumps({k: (len(v) if k == "skipped" else v) for k, v in rec.items()}))
+
+
 def main(argv=None) -> None:
     try:
         cli.main(args=argv, prog_name="selfcond", standalone_mode=False)

@@ -23,7 +23,8 @@ def names() -> list[str]:
 
 
 def _is_path(name: str) -> bool:
-    return Path(name).expanduser().is_dir() or os.sep in name or name.startswith(("~", "."))
+    return (Path(name).expanduser().is_dir() or os.sep in name or name.startswith(("~", "."))
+            or name.lower().endswith(".zip"))
 
 
 def spec(name: str) -> DatasetSpec:
@@ -34,7 +35,7 @@ def spec(name: str) -> DatasetSpec:
         from selfcond.data.folder import spec_for
 
         return spec_for(name)
-    raise UserError(f"unknown dataset {name!r}: give one of {', '.join(names())}, or a directory of images")
+    raise UserError(f"unknown dataset {name!r}: give one of {', '.join(names())}, or a directory or zip of images")
 
 
 def _held_index(n: int, options) -> torch.Tensor:

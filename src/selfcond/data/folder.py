@@ -1,4 +1,5 @@
-"""Any directory of images (png, jpg, ...), searched recursively, for evaluation.
+"""Any directory of images (png, jpg, ...), searched recursively, or a zip archive of them in
+StyleGAN2-ADA's layout (images, and `dataset.json` at the top); `prepare` writes such an archive.
 
 Every image is center-cropped to a square and resized to the resolution; the dataset is grayscale
 (1 channel) when every image is, else RGB. True labels, when there are any, come from
@@ -16,6 +17,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -34,6 +37,41 @@ BAR_MIN = 500  # fewer files decode in a blink: no progress bar
 MAX_ENTRIES = 2_000_000  # entries scanned under one folder: a typo'd --data / must answer, not crawl
 
 
+class Source:
+    """Where the images are: a directory or a zip archive. `files` lists them (relative,
+    '/'-separated, sorted), `read(rel)` gives one file's bytes, `meta()` dataset.json's text or None."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.zip = None
+        self._lock = threading.Lock()  # one zip handle, read by the decoding threads in turn
+        if root.is_file():
+            try:
+                self.zip = zipfile.ZipFile(root)
+            except (zipfile.BadZipFile, OSError) as e:
+                raise UserError(f"{root}: not a zip archive of images ({e}); give a directory or a .zip") from None
+
+    def files(self) -> list[str]:
+        if self.zip is None:
+            return image_files(self.root)
+        names = self.zip.namelist()
+        if len(names) > MAX_ENTRIES:
+            raise UserError(f"more than {MAX_ENTRIES:,} entries in {self.root}")
+        return sorted(n for n in names if Path(n).suffix.lower() in EXTENSIONS and not n.endswith("/"))
+
+    def read(self, rel: str) -> bytes:
+        if self.zip is None:
+            return (self.root / rel).read_bytes()
+        with self._lock:
+            return self.zip.read(rel)
+
+    def meta(self) -> str | None:
+        if self.zip is not None:
+            return self.zip.read("dataset.json").decode() if "dataset.json" in self.zip.namelist() else None
+        m = self.root / "dataset.json"
+        return m.read_text() if m.is_file() else None
+
+
 def image_files(root: Path) -> list[str]:
     """Paths of the image files under `root`, relative, '/'-separated, sorted."""
     out = []
@@ -46,24 +84,26 @@ def image_files(root: Path) -> list[str]:
     return sorted(out)
 
 
-def folder_labels(root: Path, rels: list[str]) -> tuple[list[int] | None, list[str] | None]:
+def folder_labels(source: "Source", rels: list[str]) -> tuple[list[int] | None, list[str] | None]:
     """(label of each of `rels`, class names) from dataset.json or sub-folders, or (None, None)."""
-    meta = root / "dataset.json"
-    if meta.is_file():
+    meta = source.root / "dataset.json"
+    text = source.meta()
+    if text is not None:
         try:
-            table = json.loads(meta.read_text()).get("labels")
+            table = json.loads(text).get("labels")
             table = None if table is None else {str(p).replace("\\", "/"): v for p, v in table}
         except (OSError, ValueError, TypeError, AttributeError) as e:
             raise UserError(f"{meta}: expected {{\"labels\": [[\"path.png\", int], ...]}} ({e})") from None
         if table is None:  # {"labels": null}: unlabelled (sub-folders are then mere chunks, as StyleGAN's)
             return None, None
+        names = json.loads(text).get("classes")  # ours, written by `datasets prepare`
         missing = [r for r in rels if r not in table]
         if missing:
             raise UserError(f"{meta} has no label for {len(missing)} image(s), e.g. {missing[0]}")
         labels = [table[r] for r in rels]
         if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in labels):
             raise UserError(f"{meta}: labels must be integers >= 0 (one class id per image)")
-        return labels, None
+        return labels, names if isinstance(names, list) and len(names) > max(labels, default=-1) else None
     tops = [r.split("/")[0] if "/" in r else None for r in rels]
     classes = sorted(set(tops)) if None not in tops else []
     if len(classes) < 2:
@@ -72,12 +112,14 @@ def folder_labels(root: Path, rels: list[str]) -> tuple[list[int] | None, list[s
     return [ids[t] for t in tops], classes
 
 
-def _decode(path: Path, resolution: int) -> np.ndarray | None:
+def _decode(source: "Source", rel: str, resolution: int) -> np.ndarray | None:
     """One image -> (R, R) uint8 (grayscale) or (R, R, 3) uint8, center-cropped; None if unreadable."""
+    import io
+
     from PIL import Image
 
     try:
-        with Image.open(path) as im:
+        with Image.open(io.BytesIO(source.read(rel))) as im:
             im.draft("RGB", (resolution, resolution))  # JPEG: decode at a reduced scale, still >= R
             if im.mode.startswith("I;16"):  # 16-bit gray: convert("L") would clip, not scale
                 im = im.convert("I").point(lambda v: v * (1 / 257))
@@ -91,23 +133,38 @@ def _decode(path: Path, resolution: int) -> np.ndarray | None:
         return None
 
 
-def folder_dataset(path: str | Path, resolution: int = 32, name: str | None = None,
-                   workers: int = 4) -> ImageDataset:
-    """Every image under `path` as an ImageDataset (N, C, resolution, resolution), C = 1 or 3."""
-    from tqdm import tqdm
-
+def open_source(path: str | Path) -> tuple[Source, list[str]]:
+    """The directory or zip at `path` and its image files; one line if there is none."""
     root = Path(path).expanduser()
-    if not root.is_dir():
-        raise UserError(f"image directory {root} " + ("is a file, not a directory" if root.exists() else "does not exist"))
-    rels = image_files(root)
+    if not root.exists():
+        raise UserError(f"image directory {root} does not exist")
+    source = Source(root)
+    rels = source.files()
     if not rels:
         raise UserError(f"no images ({', '.join(sorted(EXTENSIONS))}) under {root}")
-    labels, classes = folder_labels(root, rels)
+    return source, rels
+
+
+def decode_all(source: Source, rels: list[str], resolution: int, workers: int = 4,
+               progress: bool = True) -> list[np.ndarray | None]:
+    """Every file of `rels` decoded, center-cropped and resized (None where unreadable), with progress."""
+    from tqdm import tqdm
+
     # PIL releases the GIL while decoding and resizing, so threads keep several cores busy.
     with ThreadPoolExecutor(max_workers=max(1, min(workers, os.cpu_count() or 1))) as pool:
-        decoded = list(tqdm(pool.map(lambda r: _decode(root / r, resolution), rels), total=len(rels),
-                            desc=f"decoding {root.name}", unit="img", file=sys.stderr,
-                            disable=len(rels) < BAR_MIN, leave=False))
+        return list(tqdm(pool.map(lambda r: _decode(source, r, resolution), rels), total=len(rels),
+                         desc=f"decoding {source.root.name}", unit="img", file=sys.stderr,
+                         disable=not progress or len(rels) < BAR_MIN, leave=False))
+
+
+def folder_dataset(path: str | Path, resolution: int = 32, name: str | None = None,
+                   workers: int = 4) -> ImageDataset:
+    """Every image under `path` (a directory or zip) as an ImageDataset (N, C, resolution, resolution),
+    C = 1 or 3."""
+    source, rels = open_source(path)
+    root = source.root
+    labels, classes = folder_labels(source, rels)
+    decoded = decode_all(source, rels, resolution, workers)
     bad = [r for r, a in zip(rels, decoded) if a is None]
     if len(bad) == len(rels):
         raise UserError(f"none of the {len(rels)} images under {root} is readable (e.g. {bad[0]})")
@@ -122,7 +179,7 @@ def folder_dataset(path: str | Path, resolution: int = 32, name: str | None = No
         x = np.stack([a if a.ndim == 3 else np.repeat(a[..., None], 3, 2) for a in arrays]).transpose(0, 3, 1, 2)
     y = None if labels is None else torch.tensor([labels[i] for i in keep], dtype=torch.int64)
     n_classes = None if labels is None else (len(classes) if classes else max(labels) + 1)
-    return ImageDataset(name or root.resolve().name, torch.from_numpy(np.ascontiguousarray(x)), y,
+    return ImageDataset(name or (root.resolve().stem if source.zip is not None else root.resolve().name), torch.from_numpy(np.ascontiguousarray(x)), y,
                         n_classes, classes, files=[rels[i] for i in keep])
 
 
@@ -132,11 +189,11 @@ def spec_for(path: str) -> DatasetSpec:
 
     def info(data_dir=None) -> dict:
         out = {"kind": "folder", "searched": [str(root)], "splits": {}}
-        if root.is_dir() and (rels := image_files(root)):
-            labels, classes = folder_labels(root, rels)
+        if root.exists() and (rels := (source := Source(root)).files()):
+            labels, classes = folder_labels(source, rels)
             out.update(path=str(root.resolve()), splits={"train": len(rels)},
                        classes=None if labels is None else (len(classes) if classes else max(labels) + 1))
         return out
 
     return DatasetSpec(path, "images", ImageOptions, load=lambda o: folder_dataset(o.name, o.resolution),
-                       available=lambda data_dir=None: root.is_dir(), info=info)
+                       available=lambda data_dir=None: root.is_dir() or zipfile.is_zipfile(root), info=info)
