@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from selfcond.options import Options, opt
+from selfcond.options import Options, need, opt
 from selfcond.registry import Registry
 
 
@@ -65,6 +65,17 @@ def activation_chunk(elements: int, budget: int = 1 << 27) -> int:
     """Images per forward pass for a net whose largest activation holds `elements` values per image:
     a chunk keeps that activation within `budget` floats (512 MB), between 8 and 5,000 images."""
     return max(8, min(5000, budget // max(1, elements)))
+
+
+def check_image_net(cfg, arch: str, resolutions, detail: str = "") -> None:
+    """What every image family refuses: a resolution it has no shape for, and a method that needs
+    packing or minibatch discrimination in D (only the 2D nets have them). `detail`: e.g. a variant."""
+    r = cfg.data.resolution
+    need(r in resolutions, f"data.resolution must be one of {', '.join(map(str, resolutions))} for model.arch "
+                           f"{arch}{detail}, got {r}")
+    need(cfg.method.d_needs() == DiscriminatorNeeds(),
+         f"method {cfg.method.name} (packing or minibatch discrimination in D) is only implemented "
+         "for the 2D nets (model.arch mlp) so far")
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from selfcond.nets.base import Discriminator, DiscriminatorNeeds, Encoder, Generator, NetFamily, NetOptions, register
+from selfcond.nets.base import Discriminator, Encoder, Generator, NetFamily, NetOptions, check_image_net, register
 from selfcond.nets.layers import DHead, make_cond
-from selfcond.options import need, opt
+from selfcond.options import opt
 
 _START = {28: 7, 32: 4, 64: 4}  # coarsest side of G for each supported resolution
 
@@ -104,12 +104,7 @@ class DCGANOptions(NetOptions):
                       help="D's conditional head: one logit per mode, or a projection")
 
     def check(self, cfg) -> None:
-        r = cfg.data.resolution
-        need(r in _START, f"data.resolution must be one of {', '.join(map(str, _START))} for model.arch "
-                          f"dcgan, got {r}")
-        need(cfg.method.d_needs() == DiscriminatorNeeds(),
-             f"method {cfg.method.name} (packing or minibatch discrimination in D) is only implemented "
-             "for the 2D nets (model.arch mlp) so far")
+        check_image_net(cfg, "dcgan", _START)
 
 
 def _build(o: DCGANOptions, shape: tuple, k: int, needs) -> tuple[DCGANGenerator, DCGANDiscriminator]:

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from selfcond.nets.base import (Discriminator, DiscriminatorNeeds, Encoder, Generator, NetFamily, NetOptions,
-                                activation_chunk, register)
+from selfcond.nets.base import (Discriminator, Encoder, Generator, NetFamily, NetOptions,
+                                activation_chunk, check_image_net, register)
 from selfcond.nets.layers import DHead, make_cond
-from selfcond.options import need, opt
+from selfcond.options import opt
 
 RESOLUTIONS = {28: 7, 32: 4, 64: 4}  # resolution: G's coarsest side
 
@@ -87,11 +87,7 @@ class DeepOptions(NetOptions):
     d_head: str = opt("multi", choices=("multi", "projection"), help="D's conditional head")
 
     def check(self, cfg) -> None:
-        r = cfg.data.resolution
-        need(r in RESOLUTIONS, f"data.resolution must be one of {', '.join(map(str, RESOLUTIONS))} for model.arch "
-                               f"dcgan-deep, got {r}")
-        need(cfg.method.d_needs() == DiscriminatorNeeds(),
-             f"method {cfg.method.name} is only implemented for the 2D nets (model.arch mlp) so far")
+        check_image_net(cfg, "dcgan-deep", RESOLUTIONS)
 
 
 register(NetFamily(

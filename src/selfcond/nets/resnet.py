@@ -22,10 +22,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import spectral_norm
 
-from selfcond.nets.base import (Discriminator, DiscriminatorNeeds, Encoder, Generator, NetFamily, NetOptions,
-                                activation_chunk, register)
+from selfcond.nets.base import (Discriminator, Encoder, Generator, NetFamily, NetOptions,
+                                activation_chunk, check_image_net, register)
 from selfcond.nets.layers import DHead, make_cond
-from selfcond.options import need, opt
+from selfcond.options import opt
 
 RESNET2 = (32, 64, 128, 256)
 SNGAN = {28: 7, 32: 4}  # resolution: G's coarsest side
@@ -202,12 +202,8 @@ class ResNetOptions(NetOptions):
     d_head: str = opt("multi", choices=("multi", "projection"), help="D's conditional head")
 
     def check(self, cfg) -> None:
-        r = cfg.data.resolution
-        allowed = RESNET2 if self.variant == "resnet2" else tuple(SNGAN)
-        need(r in allowed, f"data.resolution must be one of {', '.join(map(str, allowed))} for model.arch resnet "
-                           f"(variant {self.variant}), got {r}")
-        need(cfg.method.d_needs() == DiscriminatorNeeds(),
-             f"method {cfg.method.name} is only implemented for the 2D nets (model.arch mlp) so far")
+        check_image_net(cfg, "resnet", RESNET2 if self.variant == "resnet2" else tuple(SNGAN),
+                        f" (variant {self.variant})")
 
 
 def _build(o: ResNetOptions, shape, k, needs):

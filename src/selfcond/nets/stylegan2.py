@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from selfcond.nets.base import (Discriminator, DiscriminatorNeeds, Encoder, Generator, NetFamily, NetOptions,
-                                activation_chunk, register)
+from selfcond.nets.base import (Discriminator, Encoder, Generator, NetFamily, NetOptions,
+                                activation_chunk, check_image_net, register)
 from selfcond.nets.layers import DHead, _code, make_cond
-from selfcond.options import need, opt
+from selfcond.options import opt
 
 RESOLUTIONS = (28, 32, 64, 128, 256)
 GAIN = math.sqrt(2)
@@ -253,11 +253,7 @@ class StyleGAN2Options(NetOptions):
     d_head: str = opt("projection", choices=("projection", "multi"), help="D's conditional head")
 
     def check(self, cfg) -> None:
-        r = cfg.data.resolution
-        need(r in RESOLUTIONS, f"data.resolution must be one of {', '.join(map(str, RESOLUTIONS))} for model.arch "
-                               f"stylegan2, got {r}")
-        need(cfg.method.d_needs() == DiscriminatorNeeds(),
-             f"method {cfg.method.name} is only implemented for the 2D nets (model.arch mlp) so far")
+        check_image_net(cfg, "stylegan2", RESOLUTIONS)
 
 
 register(NetFamily(
