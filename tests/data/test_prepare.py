@@ -96,3 +96,15 @@ def test_a_prepared_zip_trains(tmp_path):
     t = start_run(cfg, tmp_path / "runs")
     t.train(progress=False)
     assert t.step == 2 and (t.run_dir / "config.yaml").exists() and t.dataset.shape == (3, 28, 28)
+
+
+def test_an_unreadable_dataset_json_is_one_line_in_a_folder_and_in_a_zip(tmp_path):
+    src = _world(tmp_path / "src")
+    (src / "dataset.json").write_bytes(b"\xff\xfe not text")
+    with pytest.raises(UserError, match="dataset.json: expected"):
+        folder_dataset(src, resolution=8)
+    with zipfile.ZipFile(tmp_path / "bad.zip", "w") as z:
+        z.writestr("a/0.png", (src / "cat" / "1.png").read_bytes())
+        z.writestr("dataset.json", b"\xff\xfe not text")
+    with pytest.raises(UserError, match="dataset.json: expected"):
+        folder_dataset(tmp_path / "bad.zip", resolution=8)

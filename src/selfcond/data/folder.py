@@ -87,16 +87,17 @@ def image_files(root: Path) -> list[str]:
 def folder_labels(source: "Source", rels: list[str]) -> tuple[list[int] | None, list[str] | None]:
     """(label of each of `rels`, class names) from dataset.json or sub-folders, or (None, None)."""
     meta = source.root / "dataset.json"
-    text = source.meta()
-    if text is not None:
-        try:
-            table = json.loads(text).get("labels")
-            table = None if table is None else {str(p).replace("\\", "/"): v for p, v in table}
-        except (OSError, ValueError, TypeError, AttributeError) as e:
-            raise UserError(f"{meta}: expected {{\"labels\": [[\"path.png\", int], ...]}} ({e})") from None
+    try:
+        text = source.meta()
+        doc = None if text is None else json.loads(text)
+        table = None if doc is None else doc.get("labels")
+        table = None if table is None else {str(p).replace("\\", "/"): v for p, v in table}
+    except (OSError, ValueError, TypeError, AttributeError) as e:
+        raise UserError(f"{meta}: expected {{\"labels\": [[\"path.png\", int], ...]}} ({e})") from None
+    if doc is not None:
         if table is None:  # {"labels": null}: unlabelled (sub-folders are then mere chunks, as StyleGAN's)
             return None, None
-        names = json.loads(text).get("classes")  # ours, written by `datasets prepare`
+        names = doc.get("classes")  # ours, written by `datasets prepare`
         missing = [r for r in rels if r not in table]
         if missing:
             raise UserError(f"{meta} has no label for {len(missing)} image(s), e.g. {missing[0]}")
