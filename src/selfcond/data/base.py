@@ -53,6 +53,13 @@ class Dataset(ABC):
     def batch(self, n: int, generator: torch.Generator, device: torch.device | str = "cpu") -> Batch:
         """n samples drawn with `generator` (the run's training stream): a Batch on `device`."""
 
+    def state_dict(self) -> dict:
+        """What a checkpoint keeps of the dataset's own sampling state (a stream's position); none here."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
 
 class SampledDataset(Dataset):
     """Infinite data: every call draws fresh samples. means: (K, *shape) the components' means
@@ -108,6 +115,18 @@ class ImageOptions(DataOptions):
     holdout: float = opt(0.0, min=0, lt=1, help="share of the images held out of training, for held-out "
                                                "evaluation (chosen by holdout_seed)")
     holdout_seed: int = opt(0, help="seed of the held-out share")
+
+
+@dataclass
+class FolderOptions(ImageOptions):
+    """A directory or zip of images (data/folder.py), held in memory or read on demand (data/stream.py)."""
+
+    stream: str = opt("auto", choices=("auto", "on", "off"),
+                      help="read images on demand instead of holding them in memory; auto: when they "
+                           "would take more than data.memory_gb")
+    memory_gb: float = opt(4.0, gt=0, help="data.stream=auto streams a dataset whose uint8 pixels exceed this")
+    workers: int = opt(2, min=0, help="processes decoding a streamed dataset's training batches (0: the "
+                                      "training process)")
 
 
 @dataclass

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from selfcond.data.base import DatasetSpec, ImageOptions
+from selfcond.data.base import DatasetSpec, FolderOptions, IndexedDataset
 from selfcond.data.images import ImageDataset
 from selfcond.errors import UserError
 
@@ -43,13 +43,32 @@ class Source:
 
     def __init__(self, root: Path):
         self.root = root
-        self.zip = None
-        self._lock = threading.Lock()  # one zip handle, read by the decoding threads in turn
+        self._zip, self._pid = None, None
         if root.is_file():
             try:
-                self.zip = zipfile.ZipFile(root)
+                self._open()
             except (zipfile.BadZipFile, OSError) as e:
                 raise UserError(f"{root}: not a zip archive of images ({e}); give a directory or a .zip") from None
+
+    def _open(self) -> None:
+        self._zip, self._pid = zipfile.ZipFile(self.root), os.getpid()
+        self._lock = threading.Lock()  # one zip handle, read by the decoding threads in turn
+
+    @property
+    def zip(self) -> zipfile.ZipFile | None:
+        """The archive, opened once per process: a handle inherited by a forked DataLoader worker
+        shares its file offset with its parent's, and concurrent reads would interleave."""
+        if self._zip is not None and self._pid != os.getpid():
+            self._open()
+        return self._zip
+
+    def __getstate__(self) -> dict:  # to spawned workers: the path, not the handle
+        return {"root": self.root, "is_zip": self._zip is not None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.root, self._zip, self._pid = state["root"], None, None
+        if state["is_zip"]:
+            self._open()
 
     def files(self) -> list[str]:
         if self.zip is None:
@@ -113,8 +132,9 @@ def folder_labels(source: "Source", rels: list[str]) -> tuple[list[int] | None, 
     return [ids[t] for t in tops], classes
 
 
-def _decode(source: "Source", rel: str, resolution: int) -> np.ndarray | None:
-    """One image -> (R, R) uint8 (grayscale) or (R, R, 3) uint8, center-cropped; None if unreadable."""
+def _decode(source: "Source", rel: str, resolution: int, mode: str | None = None) -> np.ndarray | None:
+    """One image -> (R, R) uint8 (grayscale) or (R, R, 3) uint8, center-cropped; None if unreadable.
+    mode "L" or "RGB" converts every image to it; None keeps grayscale images grayscale."""
     import io
 
     from PIL import Image
@@ -124,7 +144,7 @@ def _decode(source: "Source", rel: str, resolution: int) -> np.ndarray | None:
             im.draft("RGB", (resolution, resolution))  # JPEG: decode at a reduced scale, still >= R
             if im.mode.startswith("I;16"):  # 16-bit gray: convert("L") would clip, not scale
                 im = im.convert("I").point(lambda v: v * (1 / 257))
-            im = im.convert("L" if im.mode in GRAY_MODES else "RGB")
+            im = im.convert(mode or ("L" if im.mode in GRAY_MODES else "RGB"))
             w, h = im.size
             s = min(w, h)
             box = ((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s)
@@ -180,8 +200,39 @@ def folder_dataset(path: str | Path, resolution: int = 32, name: str | None = No
         x = np.stack([a if a.ndim == 3 else np.repeat(a[..., None], 3, 2) for a in arrays]).transpose(0, 3, 1, 2)
     y = None if labels is None else torch.tensor([labels[i] for i in keep], dtype=torch.int64)
     n_classes = None if labels is None else (len(classes) if classes else max(labels) + 1)
-    return ImageDataset(name or (root.resolve().stem if source.zip is not None else root.resolve().name), torch.from_numpy(np.ascontiguousarray(x)), y,
+    return ImageDataset(name or _name(source), torch.from_numpy(np.ascontiguousarray(x)), y,
                         n_classes, classes, files=[rels[i] for i in keep])
+
+
+def _name(source: Source) -> str:
+    return source.root.resolve().stem if source.zip is not None else source.root.resolve().name
+
+
+def streamed_dataset(path: str | Path, resolution: int = 32, workers: int = 2):
+    """The images under `path` read on demand (data/stream.py): nothing is decoded up front."""
+    from selfcond.data.stream import StreamedImages, probe_channels
+
+    source, rels = open_source(path)
+    labels, classes = folder_labels(source, rels)
+    y = None if labels is None else torch.tensor(labels, dtype=torch.int64)
+    n_classes = None if labels is None else (len(classes) if classes else max(labels) + 1)
+    return StreamedImages(_name(source), source, rels, resolution, probe_channels(source, rels), y, n_classes,
+                          classes, workers)
+
+
+def load_folder(o: FolderOptions) -> IndexedDataset:
+    """A folder's dataset as data.stream says: in memory, on demand, or on demand when the uint8
+    pixels (N x 3 x R x R at most) would exceed data.memory_gb."""
+    stream = o.stream == "on"
+    if o.stream == "auto":
+        source, rels = open_source(o.name)
+        from selfcond.data.stream import probe_channels
+
+        stream = len(rels) * probe_channels(source, rels) * o.resolution ** 2 > o.memory_gb * 2**30
+        if stream:
+            print(f"{o.name}: {len(rels):,} images at {o.resolution} px exceed data.memory_gb ({o.memory_gb:g}): "
+                  f"read on demand (data.stream=off holds them)", file=sys.stderr)
+    return streamed_dataset(o.name, o.resolution, o.workers) if stream else folder_dataset(o.name, o.resolution)
 
 
 def spec_for(path: str) -> DatasetSpec:
@@ -196,5 +247,5 @@ def spec_for(path: str) -> DatasetSpec:
                        classes=None if labels is None else (len(classes) if classes else max(labels) + 1))
         return out
 
-    return DatasetSpec(path, "images", ImageOptions, load=lambda o: folder_dataset(o.name, o.resolution),
+    return DatasetSpec(path, "images", FolderOptions, load=load_folder,
                        available=lambda data_dir=None: root.is_dir() or zipfile.is_zipfile(root), info=info)

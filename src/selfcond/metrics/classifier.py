@@ -75,10 +75,14 @@ def predict(model: nn.Module, x: torch.Tensor, chunk: int = 2000, features: bool
 def _digest(train: ImageDataset, test: ImageDataset | None, recipe: Recipe) -> str:
     h = hashlib.sha256(json.dumps({"v": VERSION, **asdict(recipe)}, sort_keys=True).encode())
     for d in (train, test):
-        if d is not None:
+        if d is None:
+            continue
+        if isinstance(d, ImageDataset):
             h.update(str(tuple(d.data.shape)).encode())
             h.update(d.data.cpu().numpy().tobytes())
-            h.update(d.labels.cpu().numpy().tobytes())
+        else:  # read on demand (data/stream.py): hashing every pixel would read the whole dataset
+            h.update(f"{d.shape} {d.fingerprint()}".encode())
+        h.update(d.labels.cpu().numpy().tobytes())
     return h.hexdigest()[:16]
 
 

@@ -44,8 +44,8 @@ class KMeansPartition(Partition):
     def __init__(self, options: SCGANOptions, device="cpu"):
         super().__init__(options.k, device)
         self.o = options
-        self.x_cluster: torch.Tensor | None = None  # the fixed real samples that are clustered
-        self.cluster_index: torch.Tensor | None = None  # their dataset indices, when it has any
+        self.x_cluster: torch.Tensor | None = None  # the fixed real samples that are clustered (2D)
+        self.cluster_index: torch.Tensor | None = None  # or their dataset indices, read chunk by chunk
         self.centers: torch.Tensor | None = None  # (k, f), row j = condition j
         self.cluster_labels: torch.Tensor | None = None  # (cluster_samples,) labels of x_cluster
         self.frozen = None  # D as it was at the last refresh, for labelling real batches
@@ -64,8 +64,8 @@ class KMeansPartition(Partition):
         if isinstance(data, IndexedDataset):  # a fixed subset of the images (all when fewer)
             n = min(n, len(data))
             idx = torch.randperm(len(data), generator=self.generator, device=self.device)[:n]
-            self.cluster_index = idx  # checkpoints keep these indices, not the images
-            self.x_cluster = data.images(idx, self.device)
+            self.cluster_index = idx  # held and checkpointed as indices, not images: 25,000 at 64 px
+            # would be 1.2 GB of floats, and a streamed dataset is read chunk by chunk
         else:
             self.x_cluster = data.sample(n, self.generator, self.device)[0]
         self._cluster(ctx, warm=False)
@@ -78,7 +78,7 @@ class KMeansPartition(Partition):
 
     def _cluster(self, ctx: PartitionContext, warm: bool) -> dict:
         ctx.copy_d(self.frozen)
-        feats = batched_features(self.frozen, self.x_cluster)
+        feats = self._cluster_features()
         if warm:
             init = centers_from_labels(feats, self.cluster_labels, self.k, generator=self.generator)
         else:
@@ -98,6 +98,16 @@ class KMeansPartition(Partition):
         self.counts = torch.bincount(labels, minlength=self.k).to(torch.float64)
         return {"kmeans_iters": result.n_iter, "inertia": result.inertia, "relabelled": changed,
                 "modes_alive": int(self.alive.sum())}
+
+    @torch.no_grad()
+    def _cluster_features(self) -> torch.Tensor:
+        """D's features of the clustered samples (n, f), in D's chunks (the same chunks, so the same
+        bits, whether the images are held or read)."""
+        if self.cluster_index is None:
+            return batched_features(self.frozen, self.x_cluster)
+        idx, chunk = self.cluster_index, self.frozen.chunk
+        return torch.cat([self.frozen.features(self.dataset.images(idx[i:i + chunk], self.device))
+                          for i in range(0, idx.shape[0], chunk)])
 
     @torch.no_grad()
     def _label_all(self) -> torch.Tensor:
@@ -131,7 +141,6 @@ class KMeansPartition(Partition):
         self.cluster_index = state.get("cluster_index")
         if self.cluster_index is not None:
             self.cluster_index = self.cluster_index.to(self.device)
-            self.x_cluster = self.dataset.images(self.cluster_index, self.device)
         else:
             self.x_cluster = state["x_cluster"].to(self.device)
         self.centers = state["centers"].to(self.device)

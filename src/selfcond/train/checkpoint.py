@@ -147,7 +147,7 @@ def state_of(t) -> dict:
             "seconds": t.seconds, "data_shape": list(t.dataset.shape), "G": t.G.state_dict(), "D": t.D.state_dict(),
             "G_ema": None if t.G_ema is None else t.G_ema.state_dict(),
             "opt_g": t.opt_g.state_dict(), "opt_d": t.opt_d.state_dict(),
-            "partition": t.partition.state_dict(), "rng": rng}
+            "partition": t.partition.state_dict(), "rng": rng, "data": t.dataset.state_dict()}
 
 
 def restore(t, state: dict) -> None:
@@ -162,6 +162,7 @@ def restore(t, state: dict) -> None:
     t.opt_g.load_state_dict(state["opt_g"])
     t.opt_d.load_state_dict(state["opt_d"])
     t.partition.load_state_dict(state["partition"])
+    t.dataset.load_state_dict(state.get("data") or {})  # a stream's position; older checkpoints: none
     rng = state["rng"]
     torch.set_rng_state(rng["torch"])
     # A CPU generator's state does not fit a CUDA one (nor back): a run moved to another kind of
