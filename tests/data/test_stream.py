@@ -100,15 +100,15 @@ def test_auto_streams_what_exceeds_the_memory_budget(mixed, capsys):
     assert isinstance(load(small.data), StreamedImages)
     assert "read on demand" in capsys.readouterr().err
     off = resolve(overrides={"data.name": str(mixed), "data.resolution": 28, "data.memory_gb": 1e-6,
-                             "data.stream": "off"})
+                             "data.stream": "never"})
     assert not isinstance(load(off.data), StreamedImages)
-    held = resolve(overrides={"data.name": str(mixed), "data.resolution": 28, "data.stream": "on",
+    held = resolve(overrides={"data.name": str(mixed), "data.resolution": 28, "data.stream": "always",
                               "data.holdout": 0.3})
     assert len(load(held.data)) == 6  # 9 less round(2.7)
 
 
 def tiny_stream_run(root, **over):
-    return resolve(overrides={"data.name": str(root), "data.resolution": 28, "data.stream": "on",
+    return resolve(overrides={"data.name": str(root), "data.resolution": 28, "data.stream": "always",
                               "data.workers": 1, "method.name": "scgan", "method.k": 3,
                               "method.recluster_every": 4, "model.g_width": 8, "model.d_width": 8,
                               "model.z_dim": 16, "model.embed_dim": 8, "train.batch": 4,

@@ -121,9 +121,9 @@ class ImageOptions(DataOptions):
 class FolderOptions(ImageOptions):
     """A directory or zip of images (data/folder.py), held in memory or read on demand (data/stream.py)."""
 
-    stream: str = opt("auto", choices=("auto", "on", "off"),
-                      help="read images on demand instead of holding them in memory; auto: when they "
-                           "would take more than data.memory_gb")
+    stream: str = opt("auto", choices=("auto", "always", "never"),
+                      help="read images on demand instead of holding them in memory (always, never, or auto: when they "
+                           "would take more than data.memory_gb)")
     memory_gb: float = opt(4.0, gt=0, help="data.stream=auto streams a dataset whose uint8 pixels exceed this")
     workers: int = opt(2, min=0, help="processes decoding a streamed dataset's training batches (0: the "
                                       "training process)")

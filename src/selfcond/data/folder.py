@@ -223,7 +223,7 @@ def streamed_dataset(path: str | Path, resolution: int = 32, workers: int = 2):
 def load_folder(o: FolderOptions) -> IndexedDataset:
     """A folder's dataset as data.stream says: in memory, on demand, or on demand when the uint8
     pixels (N x 3 x R x R at most) would exceed data.memory_gb."""
-    stream = o.stream == "on"
+    stream = o.stream == "always"
     if o.stream == "auto":
         source, rels = open_source(o.name)
         from selfcond.data.stream import probe_channels
@@ -231,7 +231,7 @@ def load_folder(o: FolderOptions) -> IndexedDataset:
         stream = len(rels) * probe_channels(source, rels) * o.resolution ** 2 > o.memory_gb * 2**30
         if stream:
             print(f"{o.name}: {len(rels):,} images at {o.resolution} px exceed data.memory_gb ({o.memory_gb:g}): "
-                  f"read on demand (data.stream=off holds them)", file=sys.stderr)
+                  f"read on demand (data.stream=never holds them)", file=sys.stderr)
     return streamed_dataset(o.name, o.resolution, o.workers) if stream else folder_dataset(o.name, o.resolution)
 
 
