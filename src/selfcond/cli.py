@@ -74,8 +74,15 @@ def train(preset, config_file, sets, resume, dry_run, quiet, out, **flags):
     from selfcond import config as cfgmod
     from selfcond import train as training
 
+    from selfcond.atomic import atomic_write
+    from selfcond.train import dist
+
     overrides = {TRAIN_FLAGS[k]: v for k, v in flags.items() if v is not None}
     overrides.update(cfgmod.parse_sets(sets))
+    marker = dist.restart_marker(out)  # torchrun: the run this job started, for --max-restarts
+    if not resume and dist.restarted() and marker is not None and marker.is_file():
+        resume = marker.read_text().strip()
+        click.echo(f"torchrun restarted the job: resuming {resume}", err=True)
     if resume:
         if config_file or preset:
             raise UserError("--config or --preset and --resume do not go together: a resumed run keeps its own config")
@@ -95,10 +102,17 @@ def train(preset, config_file, sets, resume, dry_run, quiet, out, **flags):
             click.echo(cfgmod.to_yaml(cfg), nl=False)
             return
         trainer = training.start_run(cfg, out)
-    click.echo(f"run directory: {trainer.run_dir}", err=True)
-    trainer.train(progress=not quiet)
-    metrics = trainer.last_metrics or {"step": trainer.step, **trainer.evaluate(snapshot=True)}
-    click.echo(json.dumps({"run": str(trainer.run_dir), **metrics}))
+        if marker is not None and trainer.world.main:
+            atomic_write(marker, str(trainer.run_dir))
+    main = trainer.world.main
+    if main:
+        click.echo(f"run directory: {trainer.run_dir}" + (f" ({trainer.world.size} ranks)" if trainer.world.size > 1
+                                                            else ""), err=True)
+    trainer.train(progress=not quiet and main)
+    if main:
+        metrics = trainer.last_metrics or {"step": trainer.step, **trainer.evaluate(snapshot=True)}
+        click.echo(json.dumps({"run": str(trainer.run_dir), **metrics}))
+    dist.close()
 
 
 @cli.command()

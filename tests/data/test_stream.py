@@ -87,7 +87,7 @@ def test_batches_resume_from_a_saved_position_and_workers_read_what_one_process_
     rest = [again.batch(3, g) for _ in range(4)]
     for a, b in zip(ref, first + rest):
         assert torch.equal(a.x, b.x) and torch.equal(a.index, b.index) and torch.equal(a.y, b.y)
-    assert state == {"seed": one.seed, "epoch": 0, "pos": 2}
+    assert state == {"seed": one.seed, "epoch": 0, "pos": 2, "world": 1}
     bad = one.files.index("b/broken.png")
     assert all(bad not in b.index.tolist() for b in ref)  # its batch slot holds the next image, by index
     ds.close(), again.close()

@@ -60,6 +60,10 @@ class Dataset(ABC):
     def load_state_dict(self, state: dict) -> None:
         pass
 
+    def shard(self, rank: int, world: int, seed: int) -> None:
+        """Several ranks (train/dist.py): this rank's share of the data. Draws with replacement from
+        each rank's own stream need none; a stream walks its rank's slice of each epoch."""
+
 
 class SampledDataset(Dataset):
     """Infinite data: every call draws fresh samples. means: (K, *shape) the components' means

@@ -85,17 +85,21 @@ class Decoder(torch.utils.data.Dataset):
 
 class EpochBatches(torch.utils.data.Sampler):
     """Batch keys (epoch, pos, index (n,)) without end: epoch e walks randperm(N) seeded by (seed, e)
-    in batches of n from `pos`; the last partial batch of an epoch is dropped."""
+    in batches of n from `pos`; the last partial batch of an epoch is dropped. With several ranks,
+    rank r walks items r, r + world, ... of each epoch's permutation: disjoint shards that change
+    every epoch, as DistributedSampler's."""
 
-    def __init__(self, n_items: int, batch: int, seed: int, epoch: int = 0, pos: int = 0):
+    def __init__(self, n_items: int, batch: int, seed: int, epoch: int = 0, pos: int = 0,
+                 rank: int = 0, world: int = 1):
         self.n_items, self.batch, self.seed, self.epoch, self.pos = n_items, batch, seed, epoch, pos
+        self.rank, self.world = rank, world
 
     def __iter__(self):
         epoch, pos = self.epoch, self.pos
-        per_epoch = self.n_items // self.batch
+        per_epoch = (self.n_items // self.world) // self.batch
         while True:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            perm = torch.randperm(self.n_items, generator=g)
+            perm = torch.randperm(self.n_items, generator=g)[self.rank::self.world]
             while pos < per_epoch:
                 yield epoch, pos, perm[pos * self.batch:(pos + 1) * self.batch]
                 pos += 1
@@ -114,6 +118,7 @@ class StreamedImages(IndexedDataset):
         self.decoder = Decoder(source, rels, resolution, channels)
         self.workers = workers
         self.seed: int | None = None  # drawn from the run's generator at the first batch
+        self.rank, self.world = 0, 1
         self.epoch, self.pos = 0, 0  # the next training batch to be consumed
         self._loader, self._pool = None, None
 
@@ -127,6 +132,12 @@ class StreamedImages(IndexedDataset):
 
     def __len__(self) -> int:
         return len(self.files)
+
+    def shard(self, rank: int, world: int, seed: int) -> None:
+        """Rank `rank` of `world` walks its slice of every epoch's permutation, seeded by the run's seed
+        (the same on every rank, so the slices are disjoint)."""
+        self.rank, self.world, self.seed = rank, world, seed
+        self._loader = None
 
     def fingerprint(self) -> str:
         """What identifies these images without reading them: the source's path, size and time, and the names."""
@@ -153,13 +164,14 @@ class StreamedImages(IndexedDataset):
 
     def batch(self, n: int, generator: torch.Generator, device: torch.device | str = "cpu") -> Batch:
         """The next n images of this epoch's permutation, decoded ahead by the DataLoader's workers."""
-        if n > len(self):
-            raise UserError(f"train.batch ({n}) is more than the {len(self)} images of {self.name!r}")
+        if n > len(self) // self.world:
+            raise UserError(f"train.batch ({n * self.world}) is more than the {len(self)} images of {self.name!r}")
         if self.seed is None:
             self.seed = int(torch.randint(2**31 - 1, (1,), generator=generator, device=generator.device))
         if self._loader is None or self._loader[0] != n:
             loader = torch.utils.data.DataLoader(
-                self.decoder, sampler=EpochBatches(len(self), n, self.seed, self.epoch, self.pos), batch_size=None,
+                self.decoder, sampler=EpochBatches(len(self), n, self.seed, self.epoch, self.pos, self.rank, self.world),
+                batch_size=None,
                 num_workers=self.workers, prefetch_factor=2 if self.workers else None,
                 persistent_workers=False, pin_memory=False)
             self._loader = (n, iter(loader))
@@ -170,9 +182,15 @@ class StreamedImages(IndexedDataset):
         return Batch(x.to(device).float().div_(127.5).sub_(1.0), y, index)
 
     def state_dict(self) -> dict:
-        return {"seed": self.seed, "epoch": self.epoch, "pos": self.pos}
+        return {"seed": self.seed, "epoch": self.epoch, "pos": self.pos, "world": self.world}
 
     def load_state_dict(self, state: dict) -> None:
+        if self.world > 1:  # the position of this rank's walk (rank 0's saved): the same on every rank
+            self.epoch, self.pos = int(state.get("epoch", 0)), int(state.get("pos", 0))
+            if state.get("world", 1) != self.world:  # other slices: the next epoch starts afresh
+                self.epoch, self.pos = self.epoch + 1, 0
+            self._loader = None
+            return
         self.seed, self.epoch, self.pos = state.get("seed"), int(state.get("epoch", 0)), int(state.get("pos", 0))
         self._loader = None  # restarted from the loaded position at the next batch
 

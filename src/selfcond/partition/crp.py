@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from selfcond.cluster import crp
+from selfcond.cluster import crp, sharded
 from selfcond.cluster.gmm import GaussianMixture
 from selfcond.cluster.niw import NIWPrior
 from selfcond.data.base import Batch, IndexedDataset
@@ -104,8 +104,14 @@ class CRPPartition(Partition):
     # --- one ACRP round ---------------------------------------------------------------------------
 
     def refresh(self, ctx: PartitionContext, step: int) -> dict:
+        """One ACRP round. On several ranks (torchrun) each embeds and samples its block of the data:
+        the Gibbs chain and the refits exchange the slots' statistics (cluster/sharded.py), the
+        table is gathered (ints), and π and the table are the same on every rank."""
         q_loss = self.train_q(ctx)
-        emb = self.embed(self._clustered())
+        many = sharded.sharded()
+        data = self._clustered()
+        part = sharded.block(data.shape[0] if isinstance(data, torch.Tensor) else len(data)) if many else None
+        emb = self.embed(data, part)
         if self.epoch == 0:  # start the chain from the Gaussians the encoder was trained towards
             z0 = self.gmm.assign(emb, self.pi.log())
         else:
@@ -113,17 +119,20 @@ class CRPPartition(Partition):
             # the new embeddings first, or every point would look like an outlier of every mode
             # and flee to a new slot.
             z0 = self.table if self.table is not None else self.z
-            self.gmm.refit(emb, z0, self.prior)
+            z0 = z0 if part is None else z0[part]
+            self._refit(emb, z0)
         # Occupied modes score points with their fitted Gaussians (MIC-GANs); empty slots with the
         # NIW prior predictive, so a new mode can open.
-        z = crp.gibbs(emb, z0, self.k, self.m.alpha, self.prior, sweeps=self.m.gibbs_sweeps,
-                      generator=self.generator, block=self.m.gibbs_block,
-                      fixed_loglik=self.gmm.log_prob(emb))
-        self.gmm.refit(emb, z, self.prior)
-        changed = float((z != z0).float().mean())
+        z = (sharded.gibbs_sharded if many else crp.gibbs)(
+            emb, z0, self.k, self.m.alpha, self.prior, sweeps=self.m.gibbs_sweeps, generator=self.generator,
+            block=self.m.gibbs_block, fixed_loglik=self.gmm.log_prob(emb))
+        self._refit(emb, z)
+        changed = self._share(z != z0)
         settled = {}
         if self.m.settle and self.epoch + 1 == self.m.sample_epochs:
             z, settled = self.settle(emb, z)
+        if many:
+            z = sharded.gather_rows(z)
         if isinstance(self.dataset, IndexedDataset):
             self.table = z
         else:
@@ -133,21 +142,41 @@ class CRPPartition(Partition):
         self.epoch += 1
         return {"epoch": self.epoch, "q_loss": q_loss, "relabelled": changed, **settled, **self.summary()}
 
+    def _refit(self, emb: torch.Tensor, z: torch.Tensor) -> None:
+        if sharded.sharded():  # from every rank's statistics
+            sharded.refit_sharded(self.gmm, emb, z, self.prior)
+        else:
+            self.gmm.refit(emb, z, self.prior)
+
+    @staticmethod
+    def _share(mask: torch.Tensor) -> float:
+        """The share of all points where `mask` (this rank's points) holds."""
+        if not sharded.sharded():
+            return float(mask.float().mean())
+        both = sharded.total(torch.tensor([float(mask.sum()), float(mask.numel())], dtype=torch.float64))
+        return float(both[0] / both[1])
+
+    @staticmethod
+    def _total(t: torch.Tensor) -> torch.Tensor:
+        """Counts over this rank's points -> over all points (themselves in one process)."""
+        return sharded.total(t) if sharded.sharded() else t
+
     def settle(self, emb: torch.Tensor, z: torch.Tensor, max_iters: int = 50) -> tuple[torch.Tensor, dict]:
         """The chain's sample z (N,) → each point's most probable mode, argmax_k log π_k + log N(emb | k),
         with π and the Gaussians refitted to the result until nothing moves (hard EM, which only
         raises the classification likelihood and so stops). At the fixed point `assign` reproduces
         the table: the Gibbs sample alone disagrees with it wherever a posterior is split (7% of
-        Fashion-MNIST, docs/RESULTS.md). Returns z and what was moved, for the log."""
+        Fashion-MNIST, docs/RESULTS.md). Returns z and what was moved, for the log. On several
+        ranks emb and z are this rank's points; the counts and the refits are over all."""
         z_chain, iters = z, 0
         for iters in range(1, max_iters + 1):
-            counts = torch.bincount(z, minlength=self.k).to(torch.float64)
+            counts = self._total(torch.bincount(z, minlength=self.k).to(torch.float64))
             z_new = self.gmm.assign(emb, (counts / counts.sum()).log())
-            if torch.equal(z_new, z):
+            if self._share(z_new != z) == 0.0:  # nothing moved on any rank
                 break
             z = z_new
-            self.gmm.refit(emb, z, self.prior)
-        return z, {"settled": float((z != z_chain).float().mean()), "settle_iters": iters}
+            self._refit(emb, z)
+        return z, {"settled": self._share(z != z_chain), "settle_iters": iters}
 
     def _clustered(self):
         if self.x_fixed is not None:
@@ -177,14 +206,16 @@ class CRPPartition(Partition):
         return total / self.m.q_steps
 
     @torch.no_grad()
-    def embed(self, data) -> torch.Tensor:
-        """Q's embeddings (n, K) of a tensor of samples or of every item of an indexed dataset, in Q's chunks."""
+    def embed(self, data, part: slice | None = None) -> torch.Tensor:
+        """Q's embeddings (n, K) of a tensor of samples or of every item of an indexed dataset (or of
+        the items in `part`), in Q's chunks."""
         chunk = self.Q.chunk
         if isinstance(data, torch.Tensor):
+            data = data if part is None else data[part]
             return torch.cat([self.Q(data[i:i + chunk]) for i in range(0, data.shape[0], chunk)])
-        n = len(data)
-        return torch.cat([self.Q(data.images(torch.arange(i, min(i + chunk, n), device=self.device),
-                                             self.device)) for i in range(0, n, chunk)])
+        lo, hi = (0, len(data)) if part is None else (part.start, part.stop)
+        return torch.cat([self.Q(data.images(torch.arange(i, min(i + chunk, hi), device=self.device),
+                                             self.device)) for i in range(lo, hi, chunk)])
 
     # --- labels for the train loop ----------------------------------------------------------------
 

@@ -20,6 +20,7 @@ import torch
 
 from selfcond.cluster.kmeans import assign, centers_from_labels, kmeans
 from selfcond.cluster.matching import match_clusters
+from selfcond.cluster import sharded
 from selfcond.data.base import Batch, IndexedDataset
 from selfcond.errors import UserError
 from selfcond.options import opt
@@ -78,6 +79,8 @@ class KMeansPartition(Partition):
 
     def _cluster(self, ctx: PartitionContext, warm: bool) -> dict:
         ctx.copy_d(self.frozen)
+        if sharded.sharded():
+            return self._cluster_sharded(warm)
         feats = self._cluster_features()
         if warm:
             init = centers_from_labels(feats, self.cluster_labels, self.k, generator=self.generator)
@@ -99,24 +102,55 @@ class KMeansPartition(Partition):
         return {"kmeans_iters": result.n_iter, "inertia": result.inertia, "relabelled": changed,
                 "modes_alive": int(self.alive.sum())}
 
+    def _cluster_sharded(self, warm: bool) -> dict:
+        """The refresh on several ranks (torchrun): each computes the features of its block of the
+        clustered samples and labels its block of the dataset; k-means exchanges per-centre sums
+        (cluster/sharded.py), the labels are gathered (ints), rank 0 matches, and every rank ends
+        with the same centres, labels and table."""
+        n = (self.cluster_index if self.cluster_index is not None else self.x_cluster).shape[0]
+        part = sharded.block(n)
+        feats = self._cluster_features(part)
+        if warm:
+            init = sharded.centers_from_labels_sharded(feats, self.cluster_labels[part], self.k, self.generator)
+        else:
+            init = "k-means++"
+        result = sharded.kmeans_sharded(feats, self.k, init=init, max_iter=self.o.kmeans_iters,
+                                        generator=self.generator)
+        labels, centers = sharded.gather_rows(result.labels), result.centers
+        changed = 0.0
+        if warm:
+            perm = sharded.broadcast(match_clusters(labels, self.cluster_labels, self.k))
+            labels = perm[labels]
+            centers = torch.empty_like(centers).index_copy_(0, perm, centers)
+            changed = float((labels != self.cluster_labels).float().mean())
+        self.centers, self.cluster_labels = centers, labels
+        if isinstance(self.dataset, IndexedDataset):
+            self.table = sharded.gather_rows(self._label_all(sharded.block(len(self.dataset))))
+            labels = self.table
+        self.counts = torch.bincount(labels, minlength=self.k).to(torch.float64)
+        return {"kmeans_iters": result.n_iter, "inertia": result.inertia, "relabelled": changed,
+                "modes_alive": int(self.alive.sum())}
+
     @torch.no_grad()
-    def _cluster_features(self) -> torch.Tensor:
-        """D's features of the clustered samples (n, f), in D's chunks (the same chunks, so the same
-        bits, whether the images are held or read)."""
+    def _cluster_features(self, part: slice = slice(None)) -> torch.Tensor:
+        """D's features of the clustered samples (n, f), or of `part` of them, in D's chunks (the
+        same chunks, so the same bits, whether the images are held or read)."""
         if self.cluster_index is None:
-            return batched_features(self.frozen, self.x_cluster)
-        idx, chunk = self.cluster_index, self.frozen.chunk
+            return batched_features(self.frozen, self.x_cluster[part])
+        idx, chunk = self.cluster_index[part], self.frozen.chunk
         return torch.cat([self.frozen.features(self.dataset.images(idx[i:i + chunk], self.device))
                           for i in range(0, idx.shape[0], chunk)])
 
     @torch.no_grad()
-    def _label_all(self) -> torch.Tensor:
-        n, chunk = len(self.dataset), self.frozen.chunk
+    def _label_all(self, part: slice | None = None) -> torch.Tensor:
+        """The nearest centre of every image (or of the images in `part`), chunk by chunk."""
+        part = slice(0, len(self.dataset)) if part is None else part
+        chunk = self.frozen.chunk
         out = []
-        for i in range(0, n, chunk):
-            idx = torch.arange(i, min(i + chunk, n), device=self.device)
+        for i in range(part.start, part.stop, chunk):
+            idx = torch.arange(i, min(i + chunk, part.stop), device=self.device)
             out.append(assign(self.frozen.features(self.dataset.images(idx, self.device)), self.centers)[0])
-        return torch.cat(out)
+        return torch.cat(out) if out else torch.empty(0, dtype=torch.int64, device=self.device)
 
     @torch.no_grad()
     def labels(self, batch: Batch) -> torch.Tensor:

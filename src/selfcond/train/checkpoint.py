@@ -143,6 +143,10 @@ def state_of(t) -> dict:
     rng = {"generator": t.generator.get_state(), "torch": torch.get_rng_state(), "device": t.device.type}
     if t.device.type == "cuda":
         rng["cuda"] = torch.cuda.get_rng_state(t.device)
+    if t.world.size > 1:  # every rank's own stream, gathered at this snapshot (else they are reseeded)
+        rng["world"] = t.world.size
+        if t._rank_states is not None and t._rank_states[0] == t.step:
+            rng["ranks"] = t._rank_states[1]
     return {"version": VERSION, "config": t.cfg.to_dict(), "step": t.step, "last_refresh": t.last_refresh,
             "seconds": t.seconds, "data_shape": list(t.dataset.shape), "G": t.G.state_dict(), "D": t.D.state_dict(),
             "G_ema": None if t.G_ema is None else t.G_ema.state_dict(),
@@ -152,7 +156,7 @@ def state_of(t) -> dict:
 
 def restore(t, state: dict) -> None:
     """Load a checkpoint's state into a trainer built from its config."""
-    from selfcond.train.loop import MOVED, stream_seed
+    from selfcond.train.loop import MOVED, RANKS, stream_seed
 
     state = migrate(state)
     t.G.load_state_dict(state["G"])
@@ -175,5 +179,15 @@ def restore(t, state: dict) -> None:
             torch.cuda.set_rng_state(rng["cuda"], t.device)
     else:
         t.generator.manual_seed(stream_seed(t.cfg.train.seed, MOVED + state["step"]))
+    # Several ranks: each continues its own stream when the checkpoint holds it (the same world
+    # size, the same kind of device); else each starts a stream seeded from (seed, world, step,
+    # rank): a correct continuation, not the one the saved run would have drawn.
+    if t.world.size > 1:
+        ranks = rng.get("ranks") or []
+        if len(ranks) == t.world.size and saved == t.device.type:
+            t.rank_gen.set_state(ranks[t.world.rank])
+        else:
+            t.rank_gen.manual_seed(stream_seed(t.cfg.train.seed, RANKS + t.world.size * (1 + state["step"]) * 4096
+                                               + t.world.rank))
     t.step, t.seconds, t.started = state["step"], state["seconds"], True
     t.last_refresh = state.get("last_refresh", 0)

@@ -4,14 +4,14 @@ config -> dataset -> nets -> partition -> this loop -> run directory. The loop d
 asks the partition for its modes, draws fake conditions from π, takes one D step and one G step with
 the non-saturating loss, keeps G's moving average, and refreshes the partition when it is due. All
 randomness comes from one seed: the global torch RNG initialises the nets, `self.generator` (on the
-training device) draws data, noise and conditions; evaluation uses generators of its own, so it
-never perturbs training. Snapshots, checkpoints and the guards against lost work are their own
-modules (snapshot.py, checkpoint.py, guards.py).
+training device) draws data, noise and conditions; evaluation uses generators of its own. Snapshots,
+checkpoints, guards and several ranks are their own modules (snapshot, checkpoint, guards, dist).
 """
 
 from __future__ import annotations
 
 import copy
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -25,13 +25,14 @@ from selfcond.data.base import IndexedDataset
 from selfcond.errors import Interrupted, TrainingDiverged, UserError
 from selfcond.nets.base import FAMILIES, eval_mode
 from selfcond.partition.base import METHODS, PartitionContext
-from selfcond.train import checkpoint, snapshot
+from selfcond.train import checkpoint, dist, snapshot
 from selfcond.train.augment import augment
 from selfcond.train.guards import LossWatch, StopSignals, check_batch_fits, check_weights, out_of_memory
 from selfcond.train.losses import d_loss, g_loss
 from selfcond.train.rundir import RunLog
 
 MOVED = 1 << 40  # streams of a run moved between devices: never one of the evaluation offsets
+RANKS = 1 << 41  # each rank's own stream (several processes): RANKS + rank, reseeded RANKS + world * step + rank
 
 
 def resolve_device(name: str) -> torch.device:
@@ -60,14 +61,21 @@ class Trainer:
         t = cfg.train
         if t.threads:
             torch.set_num_threads(t.threads)
-        self.device = resolve_device(t.device)
+        self.world, self.device, self.local_batch = dist.place(resolve_device(t.device), t.batch)
         if self.device.type == "cuda":  # CPU kernels are deterministic already
             torch.backends.cudnn.deterministic = t.deterministic
             torch.backends.cudnn.benchmark = not t.deterministic
         torch.manual_seed(t.seed)
+        # The shared stream: the partition's and, in one process, everything's. With several ranks
+        # each draws its batches, z and augmentation from its own (rank_gen); refreshes stay shared.
         self.generator = torch.Generator(self.device).manual_seed(t.seed)
+        self.rank_gen = self.generator if self.world.size == 1 else torch.Generator(self.device).manual_seed(
+            stream_seed(t.seed, RANKS + self.world.rank))
+        self._rank_states: tuple[int, list] | None = None  # (step, every rank's stream) for checkpoints
         self.dataset = datasets.load(cfg.data)
-        check_batch_fits(t.batch, self.dataset.shape, self.device)
+        if self.world.size > 1:
+            self.dataset.shard(self.world.rank, self.world.size, t.seed)
+        check_batch_fits(self.local_batch, self.dataset.shape, self.device)
         if isinstance(self.dataset, IndexedDataset):  # held on the training device
             self.dataset.to(self.device)
         self.partition = METHODS.get(cfg.method.name).partition(cfg.method, self.dataset, self.device)
@@ -104,7 +112,7 @@ class Trainer:
     def attach(self, run_dir: str | Path) -> None:
         """Write the run's files (logs, snapshots, checkpoints) into `run_dir` from now on."""
         self.run_dir = Path(run_dir)
-        self.log = RunLog(self.run_dir)
+        self.log = RunLog(self.run_dir) if self.world.main else None  # rank 0 alone writes
 
     # --- what partitions and metrics see ----------------------------------------------------------
 
@@ -133,12 +141,12 @@ class Trainer:
     def _aug(self, x: torch.Tensor) -> torch.Tensor:
         """D's view of a batch: DiffAugment when train.augment names a policy."""
         t = self.cfg.train
-        return augment(x, t.augment, self.generator) if t.augment else x
+        return augment(x, t.augment, self.rank_gen) if t.augment else x
 
     def train_step(self) -> dict:
         """One D step and one G step on a fresh batch; returns the losses (on the device)."""
-        t, gen = self.cfg.train, self.generator
-        b = t.batch
+        t, gen = self.cfg.train, self.rank_gen
+        b = self.local_batch
         batch = self.dataset.batch(b, gen, self.device)
         y_real = self.partition.labels(batch)
         y_fake = self.partition.sample(b, gen)
@@ -159,6 +167,7 @@ class Trainer:
             loss_d = loss_d + r1 * t.r1_every * grad.float().pow(2).flatten(1).sum(1).mean()
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
+        dist.average_grads(self.D)
         self.opt_d.step()
 
         # G step on the same fakes: G has not changed since they were drawn. D's weights need no
@@ -168,8 +177,10 @@ class Trainer:
             loss_g = g_loss(self.D(self._aug(x_fake), self._cond(y_fake)).float())
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
+        dist.average_grads(self.G)
         self.opt_g.step()
         self.D.requires_grad_(True)
+        dist.broadcast_buffers(self.G, self.D)
         if self.G_ema is not None:
             self._update_ema()
 
@@ -215,8 +226,10 @@ class Trainer:
         """Train up to cfg.train.steps, logging, refreshing and snapshotting on schedule; on a
         NaN/inf, roll back to the last checkpoint with half the learning rates, up to
         train.nan_retry times."""
-        if self.start():
-            self.event({"event": "start", **self.partition.summary()})
+        began = time.perf_counter()
+        if self.start():  # the first clustering's wall time, as each refresh's below
+            self.event({"event": "start", **self.partition.summary(),
+                        "seconds": round(time.perf_counter() - began, 3)})
         retries = self.cfg.train.nan_retry
         with StopSignals() as stop:
             while True:
@@ -224,6 +237,8 @@ class Trainer:
                     self._loop(progress, stop)
                     break
                 except (RuntimeError, MemoryError) as e:
+                    if dist.lost_peer(e):
+                        raise dist.lost_peer_error(e, self.step, self.run_dir) from None
                     if not out_of_memory(e) and not isinstance(e, MemoryError):
                         raise
                     self._discard_if_unsaved()
@@ -242,18 +257,17 @@ class Trainer:
                     self._rollback(str(e), e.step)
         if stop:
             where = ""
-            if self.run_dir is not None:
+            if self.run_dir is not None and self.world.main:
                 self.save_checkpoint()
-                where = f"; checkpoint saved, continue with: selfcond train --resume {self.run_dir}"
+                launch = "torchrun ... -m selfcond" if self.world.size > 1 else "selfcond"
+                where = f"; checkpoint saved, continue with: {launch} train --resume {self.run_dir}"
             self.event({"event": "interrupted", "signal": int(stop.received[0])})
             raise Interrupted(f"interrupted at step {self.step}{where}")
 
     def _discard_if_unsaved(self) -> None:
         """Remove a run directory this process created when it holds no checkpoint yet: a run that
         failed before its first snapshot leaves nothing half-written behind."""
-        import shutil
-
-        if self.run_dir is not None and self.new_dir and not any(self.run_dir.glob("checkpoint-*.pt")):
+        if self.world.main and self.run_dir is not None and self.new_dir and not any(self.run_dir.glob("checkpoint-*.pt")):
             shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def _rollback(self, why: str, step: int | None) -> None:
@@ -292,9 +306,10 @@ class Trainer:
             # a checkpoint written after a refresh, by older versions, from refreshing twice.)
             if self.step > 0 and self.last_refresh != self.step and self.partition.due(self.step):
                 check()
+                began = time.perf_counter()
                 info = self.partition.refresh(self.context, self.step)
                 self.last_refresh = self.step
-                self.event({"event": "refresh", **info})
+                self.event({"event": "refresh", **info, "seconds": round(time.perf_counter() - began, 3)})
                 self.modes.record(refreshed=True)
             losses = self.train_step()
             watch.add(losses, self.step)
@@ -303,6 +318,8 @@ class Trainer:
             bar.update(1)
             # train.minutes: the budget ends the run like its last step (a log line and a snapshot).
             over = self.seconds + time.perf_counter() - tick >= budget
+            if t.minutes:  # every rank must agree on the last step
+                over = dist.any_rank(over, self.device)
             last = self.step == t.steps or over
             if self.step % t.log_every == 0 or last:
                 check()
@@ -319,9 +336,14 @@ class Trainer:
                 tick, tick_step, sums = time.perf_counter(), self.step, dict.fromkeys(sums, 0.0)
             if self.run_dir is not None and (self.step % t.snapshot_every == 0 or last):
                 check()
-                pause = time.perf_counter()
-                snapshot.take(self)
-                tick += time.perf_counter() - pause  # snapshots do not count as training time
+                if self.world.size > 1:  # every rank's stream goes into rank 0's checkpoint
+                    p = self.partition
+                    dist.check_agree(self.step, G=self.G, D=self.D, G_ema=self.G_ema, pi=p.counts, table=p.table)
+                    self._rank_states = (self.step, dist.gather_states(self.rank_gen.get_state()))
+                if self.world.main:
+                    pause = time.perf_counter()
+                    snapshot.take(self)
+                    tick += time.perf_counter() - pause  # snapshots do not count as training time
             if over:
                 self.event({"event": "time_budget", "minutes": t.minutes})
                 break

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from selfcond import config as cfgmod
 from selfcond.atomic import atomic_write
 from selfcond.config import Config, to_yaml
 from selfcond.errors import UserError
-from selfcond.train import checkpoint
+from selfcond.train import checkpoint, dist
 from selfcond.train.loop import Trainer
 from selfcond.train.rundir import find_run, new_run_dir
 
@@ -28,13 +29,18 @@ def start_run(cfg: Config, out: str | Path = "runs") -> Trainer:
     from selfcond.metrics import check_names
 
     trainer = Trainer(cfg)
-    trainer.start()
+    began = time.perf_counter()
+    trainer.start()  # the first clustering, timed for the log as each refresh is
+    seconds = round(time.perf_counter() - began, 3)
     check_names(cfg.train.metrics)
     desc = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{trainer.dataset.name}-{cfg.method.name}{cfg.method.run_suffix()}")
-    trainer.attach(new_run_dir(out, desc))
+    # Rank 0 numbers and makes the directory; the other ranks learn its name and write nothing.
+    run_dir = dist.broadcast_object(str(new_run_dir(out, desc)) if trainer.world.main else None)
+    trainer.attach(run_dir)
     trainer.new_dir = True
-    atomic_write(trainer.run_dir / "config.yaml", to_yaml(cfg))
-    trainer.event({"event": "start", **trainer.partition.summary()})
+    if trainer.world.main:
+        atomic_write(trainer.run_dir / "config.yaml", to_yaml(cfg))
+    trainer.event({"event": "start", **trainer.partition.summary(), "seconds": seconds})
     return trainer
 
 
@@ -85,5 +91,6 @@ def resume(plan: Resumption) -> Trainer:
     config.yaml is rewritten with the overrides applied."""
     trainer = Trainer(plan.cfg, plan.run_dir)
     trainer.load_state_dict(plan.state)
-    atomic_write(plan.run_dir / "config.yaml", to_yaml(plan.cfg))
+    if trainer.world.main:
+        atomic_write(plan.run_dir / "config.yaml", to_yaml(plan.cfg))
     return trainer

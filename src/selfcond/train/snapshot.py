@@ -45,7 +45,7 @@ class ModesRecord:
 
     def record(self, refreshed: bool = False) -> dict | None:
         t = self.trainer
-        if t.run_dir is None or not t.partition.conditional:
+        if t.run_dir is None or not t.world.main or not t.partition.conditional:
             return None
         if self.step == t.step and not refreshed:
             return None

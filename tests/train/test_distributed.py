@@ -1,0 +1,190 @@
+"""Several ranks with torchrun on CPU (gloo), started by the tests: a 2-rank run covers the grid as
+one rank does, resumes exactly at its own world size and correctly at another, keeps every rank's
+weights equal (and says so when they are not), and survives a killed rank."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from selfcond.train import checkpoint, plan_resume, resume
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+GRID = ["--data", "grid", "--threads", "1", "--quiet", "--set", "train.eval_samples=5000"]
+
+
+def env() -> dict:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def torchrun_cmd(n: int, *args, restarts: int = 0) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n),
+            "--max-restarts", str(restarts), "-m", "selfcond", "train", *map(str, args)]
+
+
+def torchrun(n: int, *args, timeout: int = 300) -> subprocess.CompletedProcess:
+    r = subprocess.run(torchrun_cmd(n, *args), capture_output=True, text=True, timeout=timeout, env=env())
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r
+
+
+def only_run(out: Path) -> Path:
+    runs = sorted(p for p in out.iterdir() if p.is_dir())
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def g_weights(run: Path) -> list[torch.Tensor]:
+    return list(checkpoint.read(run)["G"].values())
+
+
+def test_two_ranks_cover_the_grid_like_one_at_the_same_global_batch(tmp_path):
+    """The 1-rank acceptance test's budget (tests/train/test_loop.py): >= 20 of the 25 modes."""
+    r = torchrun(2, *GRID, "--steps", 1500, "--set", "method.recluster_every=500", "--snapshot-every", 500,
+                 "--out", tmp_path)
+    result = json.loads(r.stdout.strip().splitlines()[-1])  # rank 0 alone prints
+    assert len(r.stdout.strip().splitlines()) == 1
+    assert result["modes"] >= 20, result
+    run = only_run(tmp_path)
+    assert len(checkpoint.read(run)["rng"]["ranks"]) == 2  # every rank's own stream
+
+
+def test_two_ranks_resume_exactly_and_move_to_one_rank_and_back(tmp_path):
+    args = [*GRID, "--set", "method.recluster_every=20", "--set", "method.cluster_samples=500",
+            "--set", "model.g_width=32", "--set", "model.d_width=16", "--snapshot-every", 20]
+    torchrun(2, *args, "--steps", 40, "--out", tmp_path / "straight")
+    torchrun(2, *args, "--steps", 20, "--out", tmp_path / "split")
+    run = only_run(tmp_path / "split")
+    torchrun(2, "--resume", run, "--steps", 40, "--quiet", "--out", tmp_path / "split")
+    for a, b in zip(g_weights(only_run(tmp_path / "straight")), g_weights(run)):
+        assert torch.equal(a, b)  # the same world size: bit for bit
+
+    # 2 ranks -> 1: this process continues the 2-rank checkpoint, its ranks' streams folded into one.
+    state = checkpoint.read(run)
+    assert state["step"] == 40 and len(state["rng"]["ranks"]) == 2
+    t = resume(plan_resume(run, {"train.steps": 60}))
+    t.train(progress=False)
+    assert t.step == 60 and t.evaluate(5000)["modes"] >= 1
+    # 1 rank -> 2: the 1-rank checkpoint at 60 continues on two ranks, each stream reseeded.
+    torchrun(2, "--resume", run, "--steps", 80, "--quiet", "--out", tmp_path / "split")
+    state = checkpoint.read(run)
+    assert state["step"] == 80 and len(state["rng"]["ranks"]) == 2
+    assert all(torch.isfinite(w).all() for w in state["G"].values())
+
+
+def test_ranks_that_disagree_are_stopped_with_a_reason(tmp_path):
+    script = tmp_path / "disagree.py"
+    script.write_text(textwrap.dedent("""
+        import torch, torch.distributed as td
+        from selfcond.train import dist
+        dist.init(torch.device("cpu"))
+        torch.manual_seed(0)  # the same weights on both ranks
+        net = torch.nn.Linear(3, 2)
+        torch.nn.init.constant_(net.weight, 1.0)
+        dist.check_agree(7, G=net, table=torch.arange(5))  # the same everywhere: passes
+        if td.get_rank() == 1:
+            with torch.no_grad():
+                net.weight[0, 0] += 1e-6
+        try:
+            dist.check_agree(8, G=net, table=torch.arange(5))
+        except RuntimeError as e:  # one file per rank: their prints would interleave
+            open(f"{OUT}/caught-{td.get_rank()}.txt", "w").write(str(e))
+        dist.close()
+    """).replace("{OUT}", str(tmp_path)))
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                        str(script)], capture_output=True, text=True, timeout=120, env=env())
+    assert r.returncode == 0, r.stderr[-2000:]
+    for rank in (0, 1):  # both ranks stop, naming the part
+        assert (tmp_path / f"caught-{rank}.txt").read_text().startswith("the ranks disagree on G at step 8")
+
+
+def rank_pid(root_pid: int, rank: int) -> int | None:
+    """The pid of the process under `root_pid` whose environment says RANK=rank."""
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            environ = (p / "environ").read_bytes().split(b"\0")
+            stat = (p / "stat").read_text()
+        except OSError:
+            continue
+        if f"RANK={rank}".encode() in environ and b"selfcond" in (p / "cmdline").read_bytes():
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            seen = {int(p.name)}
+            while ppid > 1 and ppid not in seen:  # under our torchrun?
+                if ppid == root_pid:
+                    return int(p.name)
+                seen.add(ppid)
+                try:
+                    ppid = int((Path("/proc") / str(ppid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                except OSError:
+                    break
+    return None
+
+
+@pytest.mark.parametrize("restarts", [0, 1])
+def test_a_killed_rank_leaves_its_checkpoint_and_a_restart_resumes_it(tmp_path, restarts):
+    out = tmp_path / "runs"
+    cmd = torchrun_cmd(2, *GRID, "--steps", 400, "--snapshot-every", 50, "--set", "method.recluster_every=100",
+                       "--set", "method.cluster_samples=500", "--out", out, restarts=restarts)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
+    deadline = time.time() + 240
+    while not list(out.glob("*/checkpoint-*.pt")) and time.time() < deadline:
+        time.sleep(0.2)
+    victim = rank_pid(proc.pid, 1)
+    assert victim is not None
+    os.kill(victim, signal.SIGKILL)
+    stdout, stderr = proc.communicate(timeout=300)
+    run = only_run(out)
+    state = checkpoint.read(run)  # intact: written atomically by rank 0
+    if restarts == 0:
+        assert proc.returncode != 0 and 50 <= state["step"] < 400
+        # Rank 0 either sees the broken connection or torchrun's SIGTERM first: one line either way.
+        lines = [line for line in stderr.splitlines() if line.startswith("error: ")]
+        assert len(lines) == 1, stderr[-3000:]
+        assert ("lost another rank" in lines[0] or "interrupted at step" in lines[0]) and \
+            "continue with: torchrun ... -m selfcond train --resume" in lines[0], lines[0]
+        return
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "torchrun restarted the job: resuming " + str(run) in stderr
+    assert state["step"] == 400 and len(state["rng"]["ranks"]) == 2
+    assert json.loads(stdout.strip().splitlines()[-1])["step"] == 400
+
+
+@pytest.mark.parametrize("world", [3])
+def test_a_global_batch_the_ranks_cannot_share_is_one_line(tmp_path, world):
+    r = subprocess.run(torchrun_cmd(world, *GRID, "--batch", 64, "--steps", 1, "--out", tmp_path),
+                       capture_output=True, text=True, timeout=120, env=env())
+    assert r.returncode != 0
+    assert "train.batch (64) must be a multiple of the 3 ranks" in r.stderr
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("method", ["scgan", "micgan"])
+def test_two_ranks_share_the_refresh_of_an_indexed_dataset(tmp_path, method):
+    """Each rank labels (scgan) or embeds and samples (micgan) its block of the digits; the gathered
+    table is the same on both ranks (checked at every snapshot by the loop) and covers every image,
+    and the run's `assign` reproduces it."""
+    import selfcond
+
+    schedule = {"scgan": ["--set", "method.recluster_every=20", "--set", "method.cluster_samples=600"],
+                "micgan": ["--set", "method.init_steps=20", "--set", "method.epoch_steps=20",
+                           "--set", "method.sample_epochs=2", "--set", "method.q_steps=10"]}[method]
+    torchrun(2, "--data", "digits", "--method", method, "--k", 10, "--threads", 1, "--quiet", "--steps", 60,
+             "--snapshot-every", 20, "--set", "model.g_width=16", "--set", "model.d_width=16",
+             "--set", "train.eval_samples=500", *schedule, "--out", tmp_path)
+    run = only_run(tmp_path)
+    m = selfcond.load(run, device="cpu")
+    table = m.trainer.partition.table
+    assert table.shape == (1797,) and int(table.max()) < 10
+    x = m.trainer.dataset.images(torch.arange(1797))
+    assert float((m.assign(x).modes == table).float().mean()) >= 0.99
