@@ -45,6 +45,7 @@ class TrainOptions(Options):
     augment: str = opt("", help="DiffAugment of D's inputs: comma-separated color, translation, cutout ('' = off)")
     amp: bool = opt(False, help="bf16 autocast of the nets' forward passes (for CUDA)")
     channels_last: bool = opt(False, help="images and convolutions in channels-last memory format (for CUDA)")
+    sync_bn: bool = opt(False, help="several ranks: BatchNorm normalises over the global batch, not each rank's share")
     minutes: float = opt(0.0, min=0, help="stop after this many minutes of training, with a snapshot (0 = no limit)")
     betas: list[float] = opt([0.0, 0.99], help="Adam betas")
     seed: int = opt(0, help="seed of everything")

@@ -188,3 +188,50 @@ def test_two_ranks_share_the_refresh_of_an_indexed_dataset(tmp_path, method):
     assert table.shape == (1797,) and int(table.max()) < 10
     x = m.trainer.dataset.images(torch.arange(1797))
     assert float((m.assign(x).modes == table).float().mean()) >= 0.99
+
+
+def test_sync_batchnorm_is_one_batchnorm_over_the_ranks(tmp_path):
+    """train.sync_bn: each rank's half of a batch through SyncBatchNorm gives the outputs, the
+    parameters' gradients through R1's double backward, and the running statistics of one BatchNorm
+    over the whole batch in one process (torch's own SyncBatchNorm refuses the CPU)."""
+    script = tmp_path / "syncbn.py"
+    script.write_text(textwrap.dedent("""
+        import copy, torch, torch.distributed as td
+        from selfcond.train import dist
+        dist.init(torch.device("cpu"))
+        rank = td.get_rank()
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                                  torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 1))
+        x = torch.randn(8, 3, 8, 8)
+
+        def r1_grads(model, xs):
+            xs = xs.clone().requires_grad_(True)
+            out = model(xs)
+            g, = torch.autograd.grad(out.sum(), xs, create_graph=True)
+            (out.sum() + g.square().sum()).backward()
+            return out.detach(), [p.grad.clone() for p in model.parameters()]
+
+        one = copy.deepcopy(net)
+        out1, grads1 = r1_grads(one, x)  # one BatchNorm over all 8
+        sync = dist.sync_batchnorm(copy.deepcopy(net), True)
+        assert type(sync[1]).__name__ == "SyncBatchNorm"
+        out2, grads2 = r1_grads(sync, x[4 * rank:4 * rank + 4])
+        for g in grads2:
+            td.all_reduce(g)  # the ranks' gradients add up to the whole batch's
+        ok = torch.allclose(out2, out1[4 * rank:4 * rank + 4], atol=1e-5)
+        ok &= all(torch.allclose(a, b, atol=1e-4, rtol=1e-4) for a, b in zip(grads1, grads2))
+        ok &= torch.allclose(sync[1].running_var, one[1].running_var, atol=1e-6)
+        ok &= torch.allclose(sync[1].running_mean, one[1].running_mean, atol=1e-6)
+        open(f"{OUT}/sync-{rank}.txt", "w").write(str(bool(ok)))
+        dist.close()
+    """).replace("{OUT}", str(tmp_path)))
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                        str(script)], capture_output=True, text=True, timeout=120, env=env())
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert [(tmp_path / f"sync-{i}.txt").read_text() for i in (0, 1)] == ["True", "True"]
+    # And a 2-rank run trains with it (its ranks' weights checked equal at every snapshot).
+    torchrun(2, "--data", "digits", "--k", 10, "--threads", 1, "--quiet", "--steps", 40, "--snapshot-every", 20,
+             "--set", "train.sync_bn=true", "--set", "model.g_width=16", "--set", "model.d_width=16",
+             "--set", "train.eval_samples=500", "--set", "method.recluster_every=20",
+             "--set", "method.cluster_samples=600", "--out", tmp_path / "run")

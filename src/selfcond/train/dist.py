@@ -103,6 +103,61 @@ def average_grads(module: torch.nn.Module) -> None:
     torch._foreach_copy_(grads, list(torch._utils._unflatten_dense_tensors(flat, grads)))
 
 
+class SyncBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
+    """BatchNorm over the global batch on any device and backend (torch's SyncBatchNorm takes CUDA
+    only): the per-channel sums and sums of squares are all-reduced with an all-reduce that autograd
+    differentiates (twice, for R1), so the output and its gradients are those of one BatchNorm over
+    the ranks' batches put together. Alone, or in eval mode, it is the BatchNorm it replaced."""
+
+    def _check_input_dim(self, x):
+        if x.dim() < 2:
+            raise ValueError(f"expected at least 2-D input, got {x.dim()}-D")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and active()):
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+
+        c, dims = x.shape[1], [0, *range(2, x.dim())]
+        xf = x.float()
+        local = torch.cat([xf.sum(dims), xf.square().sum(dims), xf.new_tensor([x.numel() / c])])
+        total = all_reduce(local)
+        n = total[-1]
+        mean = total[:c] / n
+        var = (total[c:2 * c] / n - mean.square()).clamp(min=0)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked += 1
+                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.mul_(1 - m).add_(mean.detach().to(self.running_mean.dtype), alpha=m)
+                unbiased = var.detach() * (n / (n - 1).clamp(min=1))
+                self.running_var.mul_(1 - m).add_(unbiased.to(self.running_var.dtype), alpha=m)
+        shape = (1, c) + (1,) * (x.dim() - 2)
+        y = (xf - mean.view(shape)) * torch.rsqrt(var + self.eps).view(shape)
+        if self.affine:
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        return y.to(x.dtype)
+
+
+def sync_batchnorm(module: torch.nn.Module, on: bool) -> torch.nn.Module:
+    """With `on` (train.sync_bn), every BatchNorm of `module` becomes a SyncBatchNorm holding the same
+    parameters and buffers (the state dict is unchanged); otherwise `module` as it is."""
+    if not on:
+        return module
+    for name, child in module.named_children():
+        if isinstance(child, torch.nn.modules.batchnorm._BatchNorm) and not isinstance(child, SyncBatchNorm):
+            sync = SyncBatchNorm(child.num_features, child.eps, child.momentum, child.affine,
+                                 child.track_running_stats)
+            sync.load_state_dict(child.state_dict())
+            if child.affine:
+                sync.weight, sync.bias = child.weight, child.bias
+            sync.train(child.training)
+            setattr(module, name, sync)
+        else:
+            sync_batchnorm(child, True)
+    return module
+
+
 def broadcast_buffers(*modules: torch.nn.Module | None) -> None:
     """Rank 0's buffers (BatchNorm's running statistics) on every rank."""
     if not active():

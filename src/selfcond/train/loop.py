@@ -82,7 +82,7 @@ class Trainer:
         self.family = FAMILIES.get(cfg.model.arch)
         nets = self.family.build(cfg.model, self.dataset.shape, self.partition.k, cfg.method.d_needs())
         fmt = torch.channels_last if t.channels_last and len(self.dataset.shape) == 3 else torch.contiguous_format
-        self.G, self.D = (m.to(self.device, memory_format=fmt) for m in nets)
+        self.G, self.D = (dist.sync_batchnorm(m, t.sync_bn).to(self.device, memory_format=fmt) for m in nets)
         # The fused Adam kernel: the 2D nets spend much of a CPU step in the optimiser.
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=t.lr, betas=tuple(t.betas), fused=True)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=t.lr, betas=tuple(t.betas), fused=True)

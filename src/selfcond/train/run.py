@@ -18,7 +18,8 @@ from selfcond.train.rundir import find_run, new_run_dir
 # Keys that may differ when resuming a run: they do not change what has been trained so far.
 RESUMABLE_KEYS = {"train.steps", "train.device", "train.threads", "train.snapshot_every",
                   "train.log_every", "train.eval_samples", "train.metrics", "train.nan_retry",
-                  "train.keep_checkpoints", "train.ema", "train.minutes", "train.amp", "train.channels_last"}
+                  "train.keep_checkpoints", "train.ema", "train.minutes", "train.amp", "train.channels_last",
+                  "train.sync_bn"}
 
 
 def start_run(cfg: Config, out: str | Path = "runs") -> Trainer:
