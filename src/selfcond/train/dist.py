@@ -159,13 +159,19 @@ def sync_batchnorm(module: torch.nn.Module, on: bool) -> torch.nn.Module:
 
 
 def broadcast_buffers(*modules: torch.nn.Module | None) -> None:
-    """Rank 0's buffers (BatchNorm's running statistics) on every rank."""
+    """Rank 0's buffers (BatchNorm's running statistics) on every rank: one broadcast per dtype of a
+    flat buffer (one per tensor cost a digits step 7 ms of its 87 on two CPU ranks)."""
     if not active():
         return
+    by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
     for m in modules:
         if m is not None:
             for b in m.buffers():
-                td.broadcast(b, 0)
+                by_dtype.setdefault(b.dtype, []).append(b)
+    for bufs in by_dtype.values():
+        flat = torch._utils._flatten_dense_tensors(bufs)
+        td.broadcast(flat, 0)
+        torch._foreach_copy_(bufs, list(torch._utils._unflatten_dense_tensors(flat, bufs)))
 
 
 def any_rank(flag: bool, device: torch.device) -> bool:
