@@ -14,7 +14,9 @@ How the ranks divide the work (the same as stylegan2-ada-pytorch's training loop
   broadcast after every step;
 - the partition's refresh (features, k-means or Gibbs) runs on every rank from the shared stream,
   on the same weights and data, so π and the mode table are the same everywhere without a message;
-- rank 0 alone writes the run directory; a checkpoint holds every rank's stream.
+- rank 0 alone writes the run directory; a checkpoint holds every rank's stream;
+- snapshot metrics are computed on every rank, each putting its block of the samples through G
+  (`gathered`), so that G's share of the evaluation is divided between the ranks.
 """
 
 from __future__ import annotations
@@ -172,6 +174,29 @@ def broadcast_buffers(*modules: torch.nn.Module | None) -> None:
         flat = torch._utils._flatten_dense_tensors(bufs)
         td.broadcast(flat, 0)
         torch._foreach_copy_(bufs, list(torch._utils._unflatten_dense_tensors(flat, bufs)))
+
+
+def gathered(sample):
+    """`sample(n, generator, y=None, rows=None)` shared out between the ranks: every rank draws the
+    same modes and noise from the same generator, puts its block of the rows through G, and receives
+    all n samples (x (n, ...), modes (n,)). Every rank must make the same calls (snapshot metrics do);
+    in one process, `sample` itself."""
+    if not active():
+        return sample
+
+    def draw(n: int, generator: torch.Generator, y: torch.Tensor | None = None):
+        w, r = td.get_world_size(), td.get_rank()
+        if n < w:
+            return sample(n, generator, y)
+        x, y = sample(n, generator, y, rows=slice(n * r // w, n * (r + 1) // w))
+        per = -(-n // w)  # blocks differ by at most one row: padded to the largest for all_gather
+        mine = x.new_zeros((per, *x.shape[1:]))
+        mine[:x.shape[0]] = x
+        parts = [torch.empty_like(mine) for _ in range(w)]
+        td.all_gather(parts, mine)
+        return torch.cat([part[:n * (i + 1) // w - n * i // w] for i, part in enumerate(parts)]), y
+
+    return draw
 
 
 def any_rank(flag: bool, device: torch.device) -> bool:

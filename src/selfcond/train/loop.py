@@ -340,10 +340,9 @@ class Trainer:
                     p = self.partition
                     dist.check_agree(self.step, G=self.G, D=self.D, G_ema=self.G_ema, pi=p.counts, table=p.table)
                     self._rank_states = (self.step, dist.gather_states(self.rank_gen.get_state()))
-                if self.world.main:
-                    pause = time.perf_counter()
-                    snapshot.take(self)
-                    tick += time.perf_counter() - pause  # snapshots do not count as training time
+                pause = time.perf_counter()
+                snapshot.take(self)  # every rank evaluates; rank 0 writes
+                tick += time.perf_counter() - pause  # snapshots do not count as training time
             if over:
                 self.event({"event": "time_budget", "minutes": t.minutes})
                 break
@@ -353,16 +352,16 @@ class Trainer:
     # --- sampling and evaluation ------------------------------------------------------------------
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator,
-               y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(self, n: int, generator: torch.Generator, y: torch.Tensor | None = None,
+               rows: slice | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """n samples from the generator that samples, in eval mode: (x (n, *shape), conditions (n,)).
-        Conditions are drawn from π unless given as `y` (n,)."""
-        if y is None:
-            y = self.partition.sample(n, generator)
-        y = y.to(self.device)
+        Conditions are drawn from π unless given as `y` (n,). With `rows` only those rows of x are
+        made (the same draws: dist.gathered shares a sample out between ranks)."""
+        y = (self.partition.sample(n, generator) if y is None else y).to(self.device)
         z = torch.randn(n, self.cfg.model.z_dim, generator=generator, device=self.device)
+        zr, yr = (z, y) if rows is None else (z[rows], y[rows])
         with eval_mode(self.g_eval) as g:
-            x = torch.cat([g(z[i:i + g.chunk], y[i:i + g.chunk]) for i in range(0, n, g.chunk)])
+            x = torch.cat([g(zr[i:i + g.chunk], yr[i:i + g.chunk]) for i in range(0, zr.shape[0], g.chunk)])
         return x, y
 
     def eval_generator(self, offset: int = 1) -> torch.Generator:
@@ -378,13 +377,14 @@ class Trainer:
         return evaluate(self.eval_context(), metrics or self.cfg.train.metrics or None,
                         n or self.cfg.train.eval_samples, snapshot, progress)
 
-    def eval_context(self):
-        """What metrics see of this run (selfcond.metrics.EvalContext)."""
+    def eval_context(self, every_rank: bool = False):
+        """What metrics see of this run (selfcond.metrics.EvalContext); `every_rank`: every rank
+        evaluates alike, and G's samples are shared out between them (dist.gathered)."""
         from selfcond.metrics import EvalContext
 
         return EvalContext(data=self.cfg.data, method=self.cfg.method.name, dataset=self.dataset,
-                           partition=self.partition, device=self.device, sample=self.sample,
-                           generator=self.eval_generator)
+                           partition=self.partition, device=self.device, generator=self.eval_generator,
+                           sample=dist.gathered(self.sample) if every_rank else self.sample)
 
     # --- state ------------------------------------------------------------------------------------
 

@@ -59,11 +59,17 @@ class ModesRecord:
 def take(trainer) -> None:
     """Metrics, sample images, the modes files and a checkpoint, all written atomically, then the
     report. A net with NaN/inf weights is never checkpointed: the last good checkpoint stays the
-    latest."""
+    latest. Called by every rank: the metrics' samples are shared out between them (dist.gathered);
+    rank 0 alone writes."""
     t = trainer
     t.check_weights()
-    metrics = {"step": t.step, **t.evaluate(snapshot=True)}
+    from selfcond.metrics import evaluate
+
+    metrics = {"step": t.step, **evaluate(t.eval_context(every_rank=True), t.cfg.train.metrics or None,
+                                          t.cfg.train.eval_samples, True)}
     t.last_metrics = metrics
+    if not t.world.main:
+        return
     t.log.scalars("metrics", metrics)
     append_jsonl(t.run_dir / "metrics.jsonl", metrics)
     if t.cfg.kind == "points":
