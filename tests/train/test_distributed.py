@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import selfcond
 from selfcond.train import checkpoint, plan_resume, resume
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -58,8 +59,6 @@ def test_two_ranks_cover_the_grid_like_one_at_the_same_global_batch(tmp_path):
     assert len(checkpoint.read(run)["rng"]["ranks"]) == 2  # every rank's own stream
     # The ranks shared out G's samples for the snapshot metrics: the same figures as one process
     # scoring the same checkpoint.
-    import selfcond
-
     alone = selfcond.load(run, device="cpu").evaluate(None, 5000, record=False)
     shared = [key for key in result if key in alone and key not in ("step", "run")]
     assert "modes" in shared, (result, alone)

@@ -162,7 +162,7 @@ def sync_batchnorm(module: torch.nn.Module, on: bool) -> torch.nn.Module:
 
 def broadcast_buffers(*modules: torch.nn.Module | None) -> None:
     """Rank 0's buffers (BatchNorm's running statistics) on every rank: one broadcast per dtype of a
-    flat buffer (one per tensor cost a digits step 7 ms of its 87 on two CPU ranks)."""
+    flat buffer, not one per tensor, whose latency added up every step (docs/RESULTS.md, torchrun)."""
     if not active():
         return
     by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}

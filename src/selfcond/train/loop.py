@@ -369,12 +369,12 @@ class Trainer:
         return torch.Generator(self.device).manual_seed(stream_seed(self.cfg.train.seed, offset))
 
     def evaluate(self, n: int | None = None, metrics: list[str] | None = None, snapshot: bool = False,
-                 progress: bool = False) -> dict:
+                 progress: bool = False, every_rank: bool = False) -> dict:
         """The metrics named (registry names or keys, see selfcond.metrics), else those that apply to
         the data (only the cheap ones when `snapshot`), on n samples (default train.eval_samples)."""
         from selfcond.metrics import evaluate
 
-        return evaluate(self.eval_context(), metrics or self.cfg.train.metrics or None,
+        return evaluate(self.eval_context(every_rank), metrics or self.cfg.train.metrics or None,
                         n or self.cfg.train.eval_samples, snapshot, progress)
 
     def eval_context(self, every_rank: bool = False):

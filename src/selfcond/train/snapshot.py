@@ -63,10 +63,7 @@ def take(trainer) -> None:
     rank 0 alone writes."""
     t = trainer
     t.check_weights()
-    from selfcond.metrics import evaluate
-
-    metrics = {"step": t.step, **evaluate(t.eval_context(every_rank=True), t.cfg.train.metrics or None,
-                                          t.cfg.train.eval_samples, True)}
+    metrics = {"step": t.step, **t.evaluate(snapshot=True, every_rank=True)}
     t.last_metrics = metrics
     if not t.world.main:
         return
