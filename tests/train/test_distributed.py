@@ -67,8 +67,9 @@ def test_two_ranks_cover_the_grid_like_one_at_the_same_global_batch(tmp_path):
 
 
 def test_ranks_share_out_a_sample_and_all_receive_it(tmp_path):
-    """dist.gathered: each rank puts its block of the rows through G; every rank gets all n, the
-    same as one process drawing them, for n that the ranks do not divide and for n below the world."""
+    """dist.gathered: each rank puts its block of the rows through G (and through the metric's
+    features, when given); every rank gets all n, the same as one process drawing them, for n that
+    the ranks do not divide and for n below the world."""
     script = tmp_path / "gathered.py"
     script.write_text(textwrap.dedent("""
         import torch, torch.distributed as td
@@ -78,27 +79,36 @@ def test_ranks_share_out_a_sample_and_all_receive_it(tmp_path):
         g_net = torch.nn.Linear(4, 3)
         calls = []
 
-        def sample(n, generator, y=None, rows=None):
+        def sample(n, generator, y=None, rows=None, apply=None):
             y = torch.randint(5, (n,), generator=generator) if y is None else y
             z = torch.randn(n, 4, generator=generator)
             calls.append(n if rows is None else rows.stop - rows.start)
             with torch.no_grad():
-                return g_net(z if rows is None else z[rows]) + (y if rows is None else y[rows])[:, None], y
+                x = g_net(z if rows is None else z[rows]) + (y if rows is None else y[rows])[:, None]
+            return (x if apply is None else apply(x)), y
 
         ok = True
         for n in (7, 1, 10):
             x1, y1 = sample(n, torch.Generator().manual_seed(n))
             x2, y2 = dist.gathered(sample)(n, torch.Generator().manual_seed(n))
             ok &= torch.equal(x1, x2) and torch.equal(y1, y2)
+        # a metric's features (or labels) are made by each rank for its own block, then gathered
+        feats = lambda x: torch.stack([x.sum(1), x.max(1).values], 1)
+        f1, _ = sample(9, torch.Generator().manual_seed(9), apply=feats)
+        f2, _ = dist.gathered(sample)(9, torch.Generator().manual_seed(9), apply=feats)
+        l1, _ = sample(9, torch.Generator().manual_seed(9), apply=lambda x: x.argmax(1))
+        l2, _ = dist.gathered(sample)(9, torch.Generator().manual_seed(9), apply=lambda x: x.argmax(1))
+        ok &= torch.equal(f1, f2) and f2.shape == (9, 2) and torch.equal(l1, l2) and l2.dtype == torch.int64
         open(f"{OUT}/gathered-{td.get_rank()}.txt", "w").write(f"{bool(ok)} {calls}")
         dist.close()
     """).replace("{OUT}", str(tmp_path)))
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                         str(script)], capture_output=True, text=True, timeout=120, env=env())
     assert r.returncode == 0, r.stderr[-3000:]
-    # rows made per call: one process 7, then this rank's block; 1 alone (below the world); 10 split 5/5
-    assert (tmp_path / "gathered-0.txt").read_text() == "True [7, 3, 1, 1, 10, 5]"
-    assert (tmp_path / "gathered-1.txt").read_text() == "True [7, 4, 1, 1, 10, 5]"
+    # rows made per call: one process 7, then this rank's block; 1 alone (below the world); 10 split
+    # 5/5; then the features and labels of 9, split 4/5
+    assert (tmp_path / "gathered-0.txt").read_text() == "True [7, 3, 1, 1, 10, 5, 9, 4, 9, 4]"
+    assert (tmp_path / "gathered-1.txt").read_text() == "True [7, 4, 1, 1, 10, 5, 9, 5, 9, 5]"
 
 
 def test_two_ranks_resume_exactly_and_move_to_one_rank_and_back(tmp_path):

@@ -80,5 +80,7 @@ def fake_features(ctx: EvalContext, extractor: Extractor, n: int) -> torch.Tenso
     key = ("fake_features", extractor.name, n)
     if key not in ctx.memo:
         g = ctx.generator(3)
-        ctx.memo[key] = _extract(extractor, lambda a, b: ctx.sample(b - a, g)[0], n)
+        # Each chunk's features are made where its images are (on several ranks, each its block).
+        ctx.memo[key] = torch.cat([ctx.sample(min(CHUNK, n - i), g, apply=extractor.features)[0].float().cpu()
+                                   for i in range(0, n, CHUNK)])
     return ctx.memo[key]

@@ -43,13 +43,13 @@ def fid_from_features(a: torch.Tensor, b: torch.Tensor) -> float:
     return frechet_distance(*gaussian_fit(a), *gaussian_fit(b))
 
 
-def fakes_and_reals(ctx, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Up to 10,000 samples (modes from π) and as many random real images, from generators of
-    their own: the two sets every Fréchet distance compares."""
+def fakes_and_reals(ctx, n: int, apply) -> tuple[torch.Tensor, torch.Tensor]:
+    """`apply` (features) of up to 10,000 samples (modes from π) and of as many random real images,
+    from generators of their own: the two sets every Fréchet distance compares."""
     n = min(n, 10000)
-    fake, _ = ctx.sample(n, ctx.generator(3))
+    fake, _ = ctx.sample(n, ctx.generator(3), apply=apply)
     idx = torch.randperm(len(ctx.dataset), generator=ctx.generator(4), device=ctx.device)[:n]
-    return fake, ctx.dataset.images(idx, ctx.device)
+    return fake, apply(ctx.dataset.images(idx, ctx.device))
 
 
 @metric("fid_cls", ("fid_cls",), lambda ctx: has_labels(ctx) and ctx.data.name != "stacked-mnist",
@@ -58,5 +58,4 @@ def _fid_cls(ctx, n: int) -> dict:
     from selfcond.metrics.classifier import for_dataset, predict
 
     model, _ = for_dataset(ctx.data, ctx.device)
-    fake, real = fakes_and_reals(ctx, n)
-    return {"fid_cls": fid_from_features(predict(model, fake, features=True), predict(model, real, features=True))}
+    return {"fid_cls": fid_from_features(*fakes_and_reals(ctx, n, lambda x: predict(model, x, features=True)))}

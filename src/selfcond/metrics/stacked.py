@@ -47,5 +47,5 @@ def _stacked(ctx, n: int) -> dict:
     from selfcond.metrics.classifier import for_dataset
 
     model, info = for_dataset(ctx.data, ctx.device)
-    x, _ = ctx.sample(n, ctx.generator(1))
-    return {**mode_stats(stacked_labels(model, x)), "classifier_accuracy": info["accuracy"]}
+    labels, _ = ctx.sample(n, ctx.generator(1), apply=lambda x: stacked_labels(model, x))
+    return {**mode_stats(labels), "classifier_accuracy": info["accuracy"]}

@@ -177,18 +177,19 @@ def broadcast_buffers(*modules: torch.nn.Module | None) -> None:
 
 
 def gathered(sample):
-    """`sample(n, generator, y=None, rows=None)` shared out between the ranks: every rank draws the
-    same modes and noise from the same generator, puts its block of the rows through G, and receives
-    all n samples (x (n, ...), modes (n,)). Every rank must make the same calls (snapshot metrics do);
+    """`sample(n, generator, y=None, rows=None, apply=None)` shared out between the ranks: every
+    rank draws the same modes and noise from the same generator, puts its block of the rows through
+    G (and through `apply`, the metric's features or labels, when given), and receives all n rows
+    (x or apply(x) (n, ...), modes (n,)). Every rank must make the same calls (snapshot metrics do);
     in one process, `sample` itself."""
     if not active():
         return sample
 
-    def draw(n: int, generator: torch.Generator, y: torch.Tensor | None = None):
+    def draw(n: int, generator: torch.Generator, y: torch.Tensor | None = None, apply=None):
         w, r = td.get_world_size(), td.get_rank()
         if n < w:
-            return sample(n, generator, y)
-        x, y = sample(n, generator, y, rows=slice(n * r // w, n * (r + 1) // w))
+            return sample(n, generator, y, apply=apply)
+        x, y = sample(n, generator, y, rows=slice(n * r // w, n * (r + 1) // w), apply=apply)
         per = -(-n // w)  # blocks differ by at most one row: padded to the largest for all_gather
         mine = x.new_zeros((per, *x.shape[1:]))
         mine[:x.shape[0]] = x

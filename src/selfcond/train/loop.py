@@ -353,16 +353,17 @@ class Trainer:
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator, y: torch.Tensor | None = None,
-               rows: slice | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               rows: slice | None = None, apply=None) -> tuple[torch.Tensor, torch.Tensor]:
         """n samples from the generator that samples, in eval mode: (x (n, *shape), conditions (n,)).
         Conditions are drawn from π unless given as `y` (n,). With `rows` only those rows of x are
-        made (the same draws: dist.gathered shares a sample out between ranks)."""
+        made (the same draws: dist.gathered shares a sample out between ranks). `apply(x)`, when
+        given, is returned instead of x (features or labels of the samples: (n, ...))."""
         y = (self.partition.sample(n, generator) if y is None else y).to(self.device)
         z = torch.randn(n, self.cfg.model.z_dim, generator=generator, device=self.device)
         zr, yr = (z, y) if rows is None else (z[rows], y[rows])
         with eval_mode(self.g_eval) as g:
             x = torch.cat([g(zr[i:i + g.chunk], yr[i:i + g.chunk]) for i in range(0, zr.shape[0], g.chunk)])
-        return x, y
+        return (x if apply is None else apply(x)), y
 
     def eval_generator(self, offset: int = 1) -> torch.Generator:
         """A generator independent of training: evaluation never shifts the training RNG."""
