@@ -53,3 +53,49 @@ def test_unlabelled_dataset_and_resize():
     assert small.shape == (2, 1, 8, 8) and small.dtype == torch.uint8 and (small == 200).all()
     with pytest.raises(ValueError):
         ImageDataset("bad", imgs.float(), None, None)
+
+
+def sharded_pair(n_images=50, seed=3):
+    data = torch.arange(n_images, dtype=torch.uint8).view(-1, 1, 1, 1)
+    ranks = [ImageDataset("toy", data.clone(), torch.arange(n_images) % 5) for _ in range(2)]
+    for r, ds in enumerate(ranks):
+        ds.shard(r, 2, seed)
+    return ranks
+
+
+def items(batch) -> list[int]:
+    return batch.index.tolist()
+
+
+def test_ranks_walk_disjoint_slices_of_every_epoch_and_resume_their_place():
+    """Several ranks (torchrun): in-memory images are walked as streamed ones are, each rank its
+    slice of the epoch's permutation; an epoch's batches never repeat an image across ranks, the
+    next epoch is another permutation, and a checkpointed position continues the same walk."""
+    a, b = sharded_pair()
+    gen = torch.Generator().manual_seed(0)
+    per_epoch = 25 // 6  # 4 batches of 6 per rank, the rest of the slice dropped
+    first = [items(ds.batch(6, gen)) for ds in (a, b) for _ in range(per_epoch)]
+    seen = [i for batch in first for i in batch]
+    assert len(seen) == len(set(seen)) == 2 * per_epoch * 6
+    batch = a.batch(6, gen)  # epoch 1
+    assert a.epoch == 1 and items(batch) != first[0]
+    assert torch.equal(batch.x.flatten(), batch.index.float() / 127.5 - 1)  # each image is its index
+    state = a.state_dict()
+    after = [items(a.batch(6, gen)) for _ in range(5)]
+    c, _ = sharded_pair()
+    c.load_state_dict(state)
+    assert [items(c.batch(6, gen)) for _ in range(5)] == after
+    # saved by another world size: the next epoch starts afresh
+    c, _ = sharded_pair()
+    c.load_state_dict({**state, "world": 4})
+    assert (c.epoch, c.pos) == (state["epoch"] + 1, 0)
+
+
+def test_one_process_draws_as_before_and_a_batch_beyond_a_slice_is_one_line():
+    ds = ImageDataset("toy", torch.zeros(10, 1, 2, 2, dtype=torch.uint8))
+    assert ds.state_dict() == {}
+    a, _ = sharded_pair(n_images=10)
+    from selfcond.errors import UserError
+
+    with pytest.raises(UserError, match="more than the 10 images"):
+        a.batch(6, torch.Generator().manual_seed(0))

@@ -106,6 +106,29 @@ class IndexedDataset(Dataset):
         raise UserError(f"dataset {self.name!r} cannot hold a share of its items out (data.holdout)")
 
 
+class EpochBatches(torch.utils.data.Sampler):
+    """Batch keys (epoch, pos, index (n,)) without end: epoch e walks randperm(N) seeded by (seed, e)
+    in batches of n from `pos`; the last partial batch of an epoch is dropped. With several ranks,
+    rank r walks items r, r + world, ... of each epoch's permutation: disjoint shards that change
+    every epoch, as DistributedSampler's."""
+
+    def __init__(self, n_items: int, batch: int, seed: int, epoch: int = 0, pos: int = 0,
+                 rank: int = 0, world: int = 1):
+        self.n_items, self.batch, self.seed, self.epoch, self.pos = n_items, batch, seed, epoch, pos
+        self.rank, self.world = rank, world
+
+    def __iter__(self):
+        epoch, pos = self.epoch, self.pos
+        per_epoch = (self.n_items // self.world) // self.batch
+        while True:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            perm = torch.randperm(self.n_items, generator=g)[self.rank::self.world]
+            while pos < per_epoch:
+                yield epoch, pos, perm[pos * self.batch:(pos + 1) * self.batch]
+                pos += 1
+            epoch, pos = epoch + 1, 0
+
+
 @dataclass
 class DataOptions(Options):
     """Options every dataset has: its name (or, for a folder of images, its path)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from selfcond.data.base import Batch, DatasetSpec, ImageOptions, IndexedDataset, register
+from selfcond.data.base import Batch, DatasetSpec, EpochBatches, ImageOptions, IndexedDataset, register
 
 
 class ImageDataset(IndexedDataset):
@@ -42,6 +42,9 @@ class ImageDataset(IndexedDataset):
         self._num_classes = num_classes if labels is not None else None
         self.class_names = list(class_names) if class_names is not None and labels is not None else None
         self.files = files  # where each image came from (a folder's relative paths), or None
+        self.rank, self.world, self.seed = 0, 1, 0
+        self.epoch, self.pos = 0, 0  # several ranks: the next training batch of the epochs' walk
+        self._walk = None  # (batch size, iterator of EpochBatches)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -76,10 +79,48 @@ class ImageDataset(IndexedDataset):
         return x.float().div_(127.5).sub_(1.0)
 
     def batch(self, n: int, generator: torch.Generator, device: torch.device | str = "cpu") -> Batch:
-        """n images drawn uniformly with replacement; index and y on the generator's device."""
-        index = torch.randint(len(self), (n,), generator=generator, device=generator.device)
+        """n images drawn uniformly with replacement (one process), or the next n of this rank's
+        slice of the epoch's permutation (several ranks, `shard`); index and y on the generator's
+        device."""
+        if self.world == 1:
+            index = torch.randint(len(self), (n,), generator=generator, device=generator.device)
+        else:
+            if n > len(self) // self.world:  # no whole batch in a rank's slice: the walk would never yield
+                from selfcond.errors import UserError
+
+                raise UserError(f"train.batch ({n * self.world}) is more than the {len(self)} images of {self.name!r}")
+            if self._walk is None or self._walk[0] != n:
+                keys = EpochBatches(len(self), n, self.seed, self.epoch, self.pos, self.rank, self.world)
+                self._walk = (n, iter(keys))
+            self.epoch, pos, index = next(self._walk[1])
+            self.pos = pos + 1
+            index = index.to(generator.device)
         y = None if self.labels is None else self.labels[index.to(self.labels.device)].to(index.device)
         return Batch(self.images(index, device), y, index)
+
+    def shard(self, rank: int, world: int, seed: int) -> None:
+        """Several ranks: rank r walks items r, r + world, ... of each epoch's permutation, seeded by
+        the run's seed and the epoch (the same on every rank): disjoint shards that change every
+        epoch, as a streamed dataset's and DistributedSampler's. One process keeps its draws."""
+        from selfcond.errors import UserError
+
+        if world > 1 and len(self) < world:
+            raise UserError(f"{self.name!r} has {len(self)} images, fewer than the {world} ranks")
+        self.rank, self.world, self.seed = rank, world, seed
+        self._walk = None
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "pos": self.pos, "world": self.world} if self.world > 1 else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Several ranks: the walk's position (the same on every rank); saved at another world size,
+        or by one process, the next epoch starts afresh on this world's slices."""
+        if self.world == 1:
+            return
+        self.epoch, self.pos = int(state.get("epoch", 0)), int(state.get("pos", 0))
+        if state.get("world", 1) != self.world:
+            self.epoch, self.pos = self.epoch + 1, 0
+        self._walk = None
 
 
 def resize_uint8(images_uint8: torch.Tensor, resolution: int) -> torch.Tensor:

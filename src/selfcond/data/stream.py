@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from selfcond.data.base import Batch, IndexedDataset
+from selfcond.data.base import Batch, EpochBatches, IndexedDataset
 from selfcond.data.folder import GRAY_MODES, Source, _decode
 from selfcond.errors import UserError
 
@@ -81,29 +81,6 @@ class Decoder(torch.utils.data.Dataset):
         items = [self.item(int(i)) for i in index]
         x = torch.from_numpy(np.stack([a for a, _ in items]))
         return x, torch.tensor([j for _, j in items], dtype=torch.int64), epoch, pos
-
-
-class EpochBatches(torch.utils.data.Sampler):
-    """Batch keys (epoch, pos, index (n,)) without end: epoch e walks randperm(N) seeded by (seed, e)
-    in batches of n from `pos`; the last partial batch of an epoch is dropped. With several ranks,
-    rank r walks items r, r + world, ... of each epoch's permutation: disjoint shards that change
-    every epoch, as DistributedSampler's."""
-
-    def __init__(self, n_items: int, batch: int, seed: int, epoch: int = 0, pos: int = 0,
-                 rank: int = 0, world: int = 1):
-        self.n_items, self.batch, self.seed, self.epoch, self.pos = n_items, batch, seed, epoch, pos
-        self.rank, self.world = rank, world
-
-    def __iter__(self):
-        epoch, pos = self.epoch, self.pos
-        per_epoch = (self.n_items // self.world) // self.batch
-        while True:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            perm = torch.randperm(self.n_items, generator=g)[self.rank::self.world]
-            while pos < per_epoch:
-                yield epoch, pos, perm[pos * self.batch:(pos + 1) * self.batch]
-                pos += 1
-            epoch, pos = epoch + 1, 0
 
 
 class StreamedImages(IndexedDataset):
