@@ -354,10 +354,9 @@ class Trainer:
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator, y: torch.Tensor | None = None,
                rows: slice | None = None, apply=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """n samples from the generator that samples, in eval mode: (x (n, *shape), conditions (n,)).
-        Conditions are drawn from π unless given as `y` (n,). With `rows` only those rows of x are
-        made (the same draws: dist.gathered shares a sample out between ranks). `apply(x)`, when
-        given, is returned instead of x (features or labels of the samples: (n, ...))."""
+        """n samples from the generator that samples, in eval mode: (x (n, *shape), conditions (n,)),
+        conditions from π unless given as `y` (n,). With `rows`, only those rows of x (the same draws:
+        dist.gathered shares a sample out). `apply(x)` (a metric's features) replaces x when given."""
         y = (self.partition.sample(n, generator) if y is None else y).to(self.device)
         z = torch.randn(n, self.cfg.model.z_dim, generator=generator, device=self.device)
         zr, yr = (z, y) if rows is None else (z[rows], y[rows])
