@@ -80,3 +80,15 @@ def test_todays_config_names_where_a_moved_key_went():
         config.resolve({"version": 2, "model": {"pack": 2}})
     with pytest.raises(UserError, match="unknown key 'method.alpha' for method scgan"):
         config.resolve({"version": 2, "method": {"name": "scgan", "alpha": 2.0}})
+
+
+def test_a_micgan_run_started_before_merges_continues_without_them(v1_run):
+    """A checkpoint's config holds every key, so a MIC-GANs run without method.merge_from began
+    before merges existed: it resumes (and is scored) as it was trained, while a new run merges."""
+    run = v1_run("digits-micgan")
+    _, cfg = checkpoint.load(run)
+    assert cfg.method.merge_from == 0
+    state = checkpoint.read(run)
+    state["config"]["method"]["merge_from"] = 3  # a run that chose its round keeps it
+    assert checkpoint.migrate(state)["config"]["method"]["merge_from"] == 3
+    assert config.resolve(overrides={"method.name": "micgan"}).method.merge_from == 2

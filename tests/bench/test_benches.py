@@ -31,6 +31,9 @@ def test_clusters_bench_on_digits():
         assert r["set"] == {k: v for k, v in TINY.items()
                             if r["method"] == "micgan" or k not in ("method.init_steps", "method.epoch_steps", "method.q_steps")
                             if r["method"] == "scgan" or k != "method.recluster_every"}
+        # the chain after each refresh (one here, at step 10); the last is the table scored
+        assert [(x["step"], x["modes_alive"]) for x in r["rounds"]] == [(10, r["modes_alive"])]
+        assert r["rounds"][-1]["purity"] == round(r["purity"], 4) and r["rounds"][-1]["k_found"] == r["k_found"]
     table = clusters.markdown(recs)
     assert "| digits | micgan | 4 | 1 | 20 |" in table
 

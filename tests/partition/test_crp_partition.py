@@ -125,3 +125,60 @@ def test_encoder_learns_from_shifted_generated_images(shift):
         assert hit.any(1).all()  # every image Q saw is one of G's, moved within the range
         if shift:
             assert (~hit[:, (2 * shift + 1) ** 2 // 2]).float().mean() > 0.5  # most were moved
+
+
+def twins(n: int, k: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Embeddings (n, k) of k // 2 classes, class c a Gaussian blob halfway between the simplex
+    vertices 2c and 2c + 1, so that the mixture's Gaussians there split each class in two (the
+    twins G keeps for a class); and each point's class."""
+    g = torch.Generator().manual_seed(seed)
+    c = torch.randint(0, k // 2, (n,), generator=g)
+    eye = torch.eye(k)
+    return 0.5 * (eye[2 * c] + eye[2 * c + 1]) + 0.1 * torch.randn(n, k, generator=g), c
+
+
+def purity(z: torch.Tensor, truth: torch.Tensor) -> float:
+    table = torch.zeros(int(z.max()) + 1, int(truth.max()) + 1)
+    table.index_put_((z, truth), torch.ones(len(z)), accumulate=True)
+    return float(table.max(1).values.sum() / len(z))
+
+
+def test_a_round_merges_the_twins_of_a_class_into_one_mode(monkeypatch):
+    """Four classes, each between two of the eight Gaussians: the Gibbs chain keeps eight modes
+    (each class split in two, as the mixture's likelihood wants); merging leaves one per class,
+    at the same purity, with the merged slots empty. Without merging the eight stay."""
+    emb, truth = twins(500, 8)
+    rounds = {}
+    for merge_from in (1, 0):
+        t = micgan_trainer(**{"method.merge_from": merge_from})
+        p = t.partition
+        monkeypatch.setattr(p, "embed", lambda data, part=None: emb)
+        rounds[merge_from] = (p.refresh(t.context, step=p.m.init_steps), p.z.clone(), p)
+    out, z, p = rounds[1]
+    out0, z0, _ = rounds[0]
+    assert "merged" not in out0 and len(z0.unique()) == 8
+    assert out["merged"] == 4 and len(z.unique()) == 4 and int(p.alive.sum()) == 4
+    assert purity(z, truth) == purity(z0, truth) > 0.9
+    assert int(torch.isinf(p.gmm.log_weights).sum()) == 4  # refitted: the merged slots are empty
+
+
+def test_merging_waits_for_its_round(monkeypatch):
+    t = micgan_trainer(**{"method.merge_from": 2, "method.sample_epochs": 3})
+    p = t.partition
+    emb, _ = twins(500, 8)
+    monkeypatch.setattr(p, "embed", lambda data, part=None: emb)
+    assert "merged" not in p.refresh(t.context, step=p.m.init_steps)
+    assert p.refresh(t.context, step=p.m.init_steps + p.epoch_steps)["merged"] == 4
+
+
+def test_a_merge_samples_at_most_merge_points_images(monkeypatch):
+    from selfcond.partition import crp
+
+    seen = []
+    real = crp.merge_slots
+    monkeypatch.setattr(crp, "merge_slots", lambda x, z, k, nb: seen.append(x.shape[0]) or real(x, z, k, nb))
+    t = micgan_trainer(**{"method.merge_from": 1, "method.merge_points": 300})
+    p = t.partition
+    emb, truth = twins(500, 8)
+    z, log = p.merge(emb, p.gmm.assign(emb))
+    assert seen == [300] and log["merged"] == 4 and len(z.unique()) == 4

@@ -21,8 +21,34 @@ KEYS = ("purity", "purity_top", "nmi", "ari", "k_found", "fid_cls")
 
 
 def trial(job: dict) -> dict:
-    rec, _, m = runner.run_trial(job, metrics=["clusters", "fid_cls"], n=10000, classifier=True)
-    return {"bench": "clusters", **rec, "k": job["k"], **{key: m.get(key) for key in KEYS}}
+    rounds: list[dict] = []
+    rec, _, m = runner.run_trial(job, metrics=["clusters", "fid_cls"], n=10000, classifier=True,
+                                 watch=lambda trainer: record_rounds(trainer, rounds))
+    return {"bench": "clusters", **rec, "k": job["k"], **{key: m.get(key) for key in KEYS}, "rounds": rounds}
+
+
+def record_rounds(trainer, rounds: list[dict]) -> None:
+    """Append to `rounds`, after every refresh of the trainer's partition, the chain's state: the
+    step, modes alive, modes with π > 1% and the purity and NMI of the table (and what the refresh
+    merged, when it says), so a record shows how the modes came and went."""
+    from selfcond.metrics.clusters import cluster_scores
+
+    p, ds = trainer.partition, trainer.dataset
+    labels = getattr(ds, "labels", None)
+    if labels is None:
+        return
+    refresh = p.refresh
+
+    def recorded(ctx, step):
+        info = refresh(ctx, step)
+        if p.table is not None:
+            s = cluster_scores(p.table, labels, p.k, ds.num_classes, pi=p.pi)
+            rounds.append({"step": step, "modes_alive": int(p.alive.sum()), "k_found": s["k_found"],
+                           "purity": round(s["purity"], 4), "nmi": round(s["nmi"], 4),
+                           **{key: info[key] for key in ("merged",) if key in info}})
+        return info
+
+    p.refresh = recorded
 
 
 def run(datasets, methods, k: int, trials: int, steps: int, data_dir=None, seed: int = 0, jobs: int = 1,

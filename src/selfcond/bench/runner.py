@@ -94,12 +94,14 @@ def trial_overrides(job: dict) -> dict:
     return {**o, **method_sets(job["method"], job.get("set", {}))}
 
 
-def run_trial(job: dict, metrics: list[str], n: int | None = None, classifier: bool = False) -> tuple:
+def run_trial(job: dict, metrics: list[str], n: int | None = None, classifier: bool = False,
+              watch: Callable | None = None) -> tuple:
     """Train one trial from scratch and score it: (record, trainer, metrics).
 
     The run directory is kept under job["out"] when given. `classifier`: load (or train) the
-    dataset's evaluation classifier before the clock starts. The record holds what every bench
-    reports; each bench adds its metrics."""
+    dataset's evaluation classifier before the clock starts. `watch(trainer)` is called before
+    training starts (a bench that records what happens during training). The record holds what
+    every bench reports; each bench adds its metrics."""
     from selfcond.config import resolve
     from selfcond.train import Trainer, start_run
 
@@ -109,6 +111,8 @@ def run_trial(job: dict, metrics: list[str], n: int | None = None, classifier: b
 
         for_dataset(cfg.data, progress=False)  # cached: trained once by the bench's `run`
     trainer = start_run(cfg, job["out"]) if job.get("out") else Trainer(cfg)
+    if watch is not None:
+        watch(trainer)
     start = time.perf_counter()
     trainer.train(progress=False)
     seconds = time.perf_counter() - start

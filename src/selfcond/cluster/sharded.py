@@ -29,7 +29,7 @@ from torch import Tensor
 from selfcond.cluster.kmeans import KMeansResult, _check_x, _generator, _rand
 from selfcond.cluster.lloyd import _assign, _exact_d2, _sq_dist_to, _sums_counts
 
-__all__ = ["kmeans_sharded", "centers_from_labels_sharded", "gather_rows", "broadcast", "block", "sharded", "total",
+__all__ = ["kmeans_sharded", "centers_from_labels_sharded", "gather_rows", "rows_of", "broadcast", "block", "sharded", "total",
            "gibbs_sharded", "refit_sharded"]
 
 
@@ -88,6 +88,12 @@ def gather_rows(t: Tensor) -> Tensor:
     pad = t.new_zeros((max(sizes), *t.shape[1:]))
     pad[:t.shape[0]] = t
     return torch.cat([p[:s] for p, s in zip(_all_gather(pad), sizes)])
+
+
+def rows_of(x: Tensor, global_idx: Tensor) -> Tensor:
+    """Rows `global_idx` (m,) of the concatenation of every rank's x (n_r, d), from their owners:
+    (m, d) on every rank. For a sample of the rows, never for all of them."""
+    return _Shards(x.shape[0], x.device).rows(x, global_idx)
 
 
 class _Shards:

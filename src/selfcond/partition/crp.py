@@ -8,7 +8,10 @@ trained by the Adversarial Chinese Restaurant Process (Algorithm 1, with the sup
       that samples) to land on mode k's Gaussian mean;
   (c) embed every real image with Q and run collapsed Gibbs sweeps over their modes under a truncated
       DP (cluster/crp.py: α opens new modes, the chain warm-starts from the previous assignment);
-  (d) refit the Gaussians from the assignment (cluster/gmm.py) and set π = counts / N.
+  (d) refit the Gaussians from the assignment (cluster/gmm.py) and set π = counts / N;
+  (e) from round `merge_from` on, merge the modes whose real images are one cluster: greedy
+      modularity on the k-nearest-neighbour graph of the embeddings (cluster/merge.py), which
+      lets the twins G keeps for one class die out where the mixture's likelihood would keep them.
   After the last round (`settle`), the table is moved from the chain's last sample to every image's
   most probable mode under the mixture (hard EM to a fixed point), so the modes training keeps are
   the ones `assign` gives.
@@ -30,6 +33,7 @@ import torch.nn.functional as F
 
 from selfcond.cluster import crp, sharded
 from selfcond.cluster.gmm import GaussianMixture
+from selfcond.cluster.merge import merge_slots
 from selfcond.cluster.niw import NIWPrior
 from selfcond.data.base import Batch, IndexedDataset
 from selfcond.errors import UserError
@@ -58,6 +62,11 @@ class MICGANOptions(ClusteredOptions):
     embed_var: float = opt(0.1, gt=0, help="initial covariance of every mode's Gaussian, and the NIW prior's")
     settle: bool = opt(True, help="after the last round, give every image its most probable mode (as "
                                   "`assign` does) instead of the last Gibbs sample")
+    merge_from: int = opt(2, min=0, note="0 = never",
+                          help="the first ACRP round that merges modes whose real images are one cluster "
+                               "(kNN-graph modularity of Q's embeddings, cluster/merge.py)")
+    merge_neighbours: int = opt(10, min=1, help="neighbours per image in the graph that decides merges")
+    merge_points: int = opt(10000, min=2, help="images in that graph (a seeded sample when there are more)")
 
     def check(self, cfg) -> None:
         super().check(cfg)
@@ -127,6 +136,9 @@ class CRPPartition(Partition):
             emb, z0, self.k, self.m.alpha, self.prior, sweeps=self.m.gibbs_sweeps, generator=self.generator,
             block=self.m.gibbs_block, fixed_loglik=self.gmm.log_prob(emb))
         self._refit(emb, z)
+        merged = {}
+        if self.m.merge_from and self.epoch + 1 >= self.m.merge_from:
+            z, merged = self.merge(emb, z)
         changed = self._share(z != z0)
         settled = {}
         if self.m.settle and self.epoch + 1 == self.m.sample_epochs:
@@ -140,7 +152,7 @@ class CRPPartition(Partition):
         self.counts = torch.bincount(z, minlength=self.k).to(torch.float64)
         self.conditional = True
         self.epoch += 1
-        return {"epoch": self.epoch, "q_loss": q_loss, "relabelled": changed, **settled, **self.summary()}
+        return {"epoch": self.epoch, "q_loss": q_loss, "relabelled": changed, **merged, **settled, **self.summary()}
 
     def _refit(self, emb: torch.Tensor, z: torch.Tensor) -> None:
         if sharded.sharded():  # from every rank's statistics
@@ -160,6 +172,31 @@ class CRPPartition(Partition):
     def _total(t: torch.Tensor) -> torch.Tensor:
         """Counts over this rank's points -> over all points (themselves in one process)."""
         return sharded.total(t) if sharded.sharded() else t
+
+    def merge(self, emb: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """Modes whose real images are one cluster become one (cluster/merge.py): greedy modularity
+        merges on the k-nearest-neighbour graph of the embeddings of at most `merge_points` images
+        (a sample seeded by the run's generator, the same on every rank), each merged mode's images
+        moved to the larger of the pair and the Gaussians refitted. The mixture's likelihood cannot
+        make this decision: it keeps a class split in two by thousands of nats (docs/RESULTS.md,
+        MIC-GANs' mode count). emb, z: this rank's points. Returns z and the log."""
+        n_all = self._total(torch.tensor([float(z.shape[0])], dtype=torch.float64, device=z.device))
+        n_all = int(n_all)
+        pick = None
+        if n_all > self.m.merge_points:
+            pick = torch.randperm(n_all, generator=self.generator, device=self.generator.device)
+            pick = pick[:self.m.merge_points].sort().values.to(z.device)
+        if sharded.sharded():
+            pick = torch.arange(n_all, device=z.device) if pick is None else pick
+            x, zs = sharded.rows_of(emb, pick), sharded.rows_of(z[:, None], pick)[:, 0]
+        else:
+            x, zs = (emb, z) if pick is None else (emb[pick], z[pick])
+        merges = merge_slots(x, zs, self.k, self.m.merge_neighbours)
+        if not merges.gains:
+            return z, {"merged": 0}
+        z = merges.slot.to(z.device)[z]
+        self._refit(emb, z)
+        return z, {"merged": len(merges.gains)}
 
     def settle(self, emb: torch.Tensor, z: torch.Tensor, max_iters: int = 50) -> tuple[torch.Tensor, dict]:
         """The chain's sample z (N,) → each point's most probable mode, argmax_k log π_k + log N(emb | k),

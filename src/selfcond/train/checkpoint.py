@@ -68,7 +68,11 @@ def read(path: str | Path, map_location="cpu") -> dict:
 
 def migrate(state: dict) -> dict:
     """A checkpoint of an earlier version as today's (a new dict; the tensors are shared). Its
-    config mapping stays as written: `config.resolve` migrates configs itself."""
+    config mapping stays as written (`config.resolve` migrates configs itself), but for behaviour
+    added since it was written, which it keeps: a MIC-GANs run whose config has no
+    `method.merge_from` was started before merges existed (a checkpoint's config holds every key)
+    and continues without them."""
+    state = _before_merges(state)
     version = state.get("version")
     if version == VERSION:
         return state
@@ -84,6 +88,13 @@ def migrate(state: dict) -> dict:
     state["data_shape"] = [convs[-1].shape[0], res, res] if convs else [2]
     state["version"] = VERSION
     return state
+
+
+def _before_merges(state: dict) -> dict:
+    method = state["config"].get("method") if isinstance(state.get("config"), dict) else None
+    if not isinstance(method, dict) or method.get("name") != "micgan" or "merge_from" in method:
+        return state
+    return {**state, "config": {**state["config"], "method": {**method, "merge_from": 0}}}
 
 
 def _check_structure(state: dict, path: Path) -> None:

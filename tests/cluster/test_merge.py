@@ -1,0 +1,100 @@
+"""cluster/merge.py: kNN graph, slot graph, greedy modularity merges; on problems whose number of
+clusters is known."""
+
+import pytest
+import torch
+
+from selfcond.cluster.kmeans import kmeans
+from selfcond.cluster.merge import knn, merge_slots, modularity_merges, slot_graph
+
+
+def blobs(shares, n=4000, d=10, sep=6.0, seed=0):
+    """n points from Gaussian blobs (unit variance) with these shares; means ~ N(0, sep^2 / 2)."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.multinomial(torch.tensor(shares, dtype=torch.float64), n, replacement=True, generator=g)
+    means = torch.randn(len(shares), d, generator=g) * sep / 2**0.5
+    return means[y] + torch.randn(n, d, generator=g), y
+
+
+def purity(z, y):
+    ct = torch.zeros(int(z.max()) + 1, int(y.max()) + 1)
+    ct.index_put_((z, y), torch.ones(len(z)), accumulate=True)
+    return float(ct.max(1).values.sum() / len(z))
+
+
+def test_knn_is_the_exact_nearest_neighbours():
+    x = torch.randn(700, 5, generator=torch.Generator().manual_seed(1))
+    d = torch.cdist(x.double(), x.double())
+    d.fill_diagonal_(float("inf"))
+    want = d.argsort(1)[:, :7]
+    assert torch.equal(knn(x, 7), want)
+
+
+def test_knn_refuses_k_outside_the_points():
+    with pytest.raises(ValueError, match="k must be"):
+        knn(torch.randn(5, 2), 5)
+
+
+def test_slot_graph_counts_every_edge_from_both_ends():
+    nb = torch.tensor([[1], [0], [1]])  # 0-1, 1-0, 2-1
+    z = torch.tensor([0, 1, 1])
+    W = slot_graph(nb, z, 3)
+    assert torch.equal(W, torch.tensor([[0.0, 2, 0], [2, 2, 0], [0, 0, 0]], dtype=torch.float64))
+    assert float(W.sum()) == 2 * nb.numel()
+
+
+def test_two_cliques_each_split_in_two_merge_back_to_two():
+    # Two 6-cliques joined by one edge; slots split each clique in half.
+    W = torch.zeros(12, 12)
+    W[:6, :6] = 1
+    W[6:, 6:] = 1
+    W.fill_diagonal_(0)
+    W[0, 6] = W[6, 0] = 1
+    z = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3])
+    onehot = torch.nn.functional.one_hot(z, 4).double()
+    S = onehot.t() @ W.double() @ onehot  # the slot graph of this point graph
+    m = modularity_merges(S)
+    assert m.slot[0] == m.slot[1] and m.slot[2] == m.slot[3] and m.slot[0] != m.slot[2]
+    assert len(m.gains) == 2 and all(g > 0 for g in m.gains)
+
+
+@pytest.mark.parametrize("K", [8, 20])
+def test_overclustered_blobs_merge_back_to_the_true_clusters(K):
+    x, y = blobs([0.25] * 4)
+    z = kmeans(x, K, generator=torch.Generator().manual_seed(0)).labels
+    m = merge_slots(x, z, K)
+    zm = m.slot[z]
+    assert len(zm.unique()) == 4
+    assert purity(zm, y) == 1.0
+
+
+def test_forty_slots_of_ten_close_blobs_become_ten():
+    x, y = blobs([0.1] * 10, n=6000, d=20, sep=3.0)
+    z = kmeans(x, 40, generator=torch.Generator().manual_seed(0)).labels
+    zm = merge_slots(x, z, 40).slot[z]
+    assert len(zm.unique()) == 10
+    assert purity(zm, y) > 0.99
+
+
+def test_minority_clusters_keep_their_own_slots():
+    shares = [0.30, 0.20, 0.13, 0.09, 0.07, 0.06, 0.05, 0.04, 0.03, 0.03]
+    x, y = blobs(shares, n=6000, d=20, sep=4.0, seed=2)
+    z = kmeans(x, 25, generator=torch.Generator().manual_seed(0)).labels
+    zm = merge_slots(x, z, 25).slot[z]
+    assert len(zm.unique()) == 10
+    assert purity(zm, y) > 0.99
+
+
+def test_one_slot_per_cluster_merges_nothing():
+    x, y = blobs([0.1] * 10, n=3000, d=20, sep=3.0, seed=3)
+    m = merge_slots(x, y, 12)  # two slots empty
+    assert torch.equal(m.slot, torch.arange(12)) and m.gains == []
+
+
+def test_the_larger_slot_keeps_the_points():
+    x, y = blobs([0.25] * 4, n=4000, d=10)
+    z = y.clone()
+    first = y == 0
+    z[first & (x[:, 0] < x[first, 0].quantile(0.3))] = 4  # 30% of blob 0 in slot 4
+    m = merge_slots(x, z, 5)
+    assert m.slot.tolist() == [0, 1, 2, 3, 0]
