@@ -141,6 +141,12 @@ out["big_agree"] = float((sharded.gather_rows(got) == ref).float().mean())
 mixed = GaussianMixture.simplex_init(8, 8, 1.0)
 sharded.refit_sharded(mixed, big[part], z0[part], prior)
 out["refit"] = max(float((a - b).abs().max()) for a, b in zip(mixed.state_dict().values(), gmm.state_dict().values()))
+# Merges (MIC-GANs): a sample of the rows fetched from their ranks, then the one-process merge.
+from selfcond.cluster.merge import merge_slots
+pick = torch.randperm(3001, generator=torch.Generator().manual_seed(9))[:1000].sort().values
+rows = sharded.rows_of(big[part], pick)
+out["rows"] = torch.equal(rows, big[pick])
+out["merge"] = merge_slots(rows, sharded.rows_of(z0[part][:, None], pick)[:, 0], 8).slot
 torch.save(out, OUT + f"/gibbs{rank}.pt")
 td.destroy_process_group()
 """
@@ -169,6 +175,16 @@ def test_two_ranks_sample_the_exact_posterior(tmp_path):
     assert out[0]["freq"] == out[1]["freq"]  # every rank holds the same chain
     assert out[0]["big_agree"] == 1.0
     assert out[0]["refit"] < 1e-9  # all-reduced sufficient statistics: the one-process mixture
+    from selfcond.cluster.merge import merge_slots
+
+    gx = torch.Generator().manual_seed(0)  # the script's big problem, to merge its sample in one process
+    means = torch.randn(5, 8, generator=gx) * 3
+    big = means[torch.randint(5, (3001,), generator=gx)] + torch.randn(3001, 8, generator=gx)
+    z0 = torch.randint(6, (3001,), generator=gx)
+    pick = torch.randperm(3001, generator=torch.Generator().manual_seed(9))[:1000].sort().values
+    assert out[0]["rows"] and out[1]["rows"]
+    assert torch.equal(out[0]["merge"], merge_slots(big[pick], z0[pick], 8).slot) and torch.equal(out[1]["merge"],
+                                                                                                  out[0]["merge"])
     x = torch.tensor([[-1.0], [-0.7], [0.8], [1.2]])
     k, alpha, p = 3, 1.0, NIWPrior.isotropic(1, var=0.3, kappa0=0.1)
     states = list(itertools.product(range(k), repeat=4))
