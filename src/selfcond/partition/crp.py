@@ -73,6 +73,9 @@ class MICGANOptions(ClusteredOptions):
         need(self.init_steps < cfg.train.steps,
              f"method.init_steps ({self.init_steps}) must be below train.steps ({cfg.train.steps}): MIC-GANs "
              f"would never leave its initialization stage (about 70% of the steps works)")
+        need(self.merge_neighbours < self.merge_points,
+             f"method.merge_neighbours ({self.merge_neighbours}) must be below method.merge_points "
+             f"({self.merge_points}): each image needs that many others to link to")
 
 
 class CRPPartition(Partition):
