@@ -87,8 +87,13 @@ def test_a_micgan_run_started_before_merges_continues_without_them(v1_run):
     before merges existed: it resumes (and is scored) as it was trained, while a new run merges."""
     run = v1_run("digits-micgan")
     _, cfg = checkpoint.load(run)
-    assert cfg.method.merge_from == 0
+    assert cfg.method.merge_from == 0 and cfg.method.smooth_sweeps == 0
     state = checkpoint.read(run)
     state["config"]["method"]["merge_from"] = 3  # a run that chose its round keeps it
-    assert checkpoint.migrate(state)["config"]["method"]["merge_from"] == 3
-    assert config.resolve(overrides={"method.name": "micgan"}).method.merge_from == 2
+    method = checkpoint.migrate(state)["config"]["method"]
+    assert method["merge_from"] == 3
+    assert method["smooth_sweeps"] == 0  # it merged without smoothing, which came later
+    state["config"]["method"]["smooth_sweeps"] = 4
+    assert checkpoint.migrate(state)["config"]["method"]["smooth_sweeps"] == 4
+    new = config.resolve(overrides={"method.name": "micgan"}).method
+    assert (new.merge_from, new.smooth_sweeps) == (2, 10)

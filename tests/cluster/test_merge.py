@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from selfcond.cluster.kmeans import kmeans
-from selfcond.cluster.merge import knn, merge_slots, modularity_merges, slot_graph
+from selfcond.cluster.merge import knn, merge_slots, modularity_merges, propagate, slot_graph, vote
 
 
 def blobs(shares, n=4000, d=10, sep=6.0, seed=0):
@@ -98,3 +98,38 @@ def test_the_larger_slot_keeps_the_points():
     z[first & (x[:, 0] < x[first, 0].quantile(0.3))] = 4  # 30% of blob 0 in slot 4
     m = merge_slots(x, z, 5)
     assert m.slot.tolist() == [0, 1, 2, 3, 0]
+
+
+def test_knn_against_a_reference_set_is_its_exact_nearest_rows():
+    g = torch.Generator().manual_seed(4)
+    x, ref = torch.randn(300, 5, generator=g), torch.randn(500, 5, generator=g)
+    want = torch.cdist(x.double(), ref.double()).argsort(1)[:, :6]
+    assert torch.equal(knn(x, 6, ref=ref), want)
+    assert torch.equal(knn(ref[:50], 1, ref=ref)[:, 0], torch.arange(50))  # a row of ref finds itself
+    with pytest.raises(ValueError, match="k must be"):
+        knn(x, 501, ref=ref)
+
+
+def test_vote_is_the_most_common_neighbour_slot_with_the_own_slot_breaking_ties():
+    labels = torch.tensor([0, 1, 1, 2, 2])
+    nb = torch.tensor([[1, 2, 3], [3, 4, 0], [0, 3, 1]])  # slots (1, 1, 2), (2, 2, 0), (0, 2, 1)
+    assert vote(nb, labels, 3).tolist() == [1, 2, 0]  # the last a three-way tie: the lowest slot
+    assert vote(nb, labels, 3, own=torch.tensor([0, 0, 2])).tolist() == [1, 2, 2]
+
+
+def test_propagation_gives_back_the_points_a_table_put_in_wrong_slots():
+    # Four blobs, a quarter of the points in a random wrong slot: their neighbours outvote them.
+    x, y = blobs([0.25] * 4, n=4000, d=10)
+    g = torch.Generator().manual_seed(1)
+    z = torch.where(torch.rand(4000, generator=g) < 0.25, torch.randint(0, 4, (4000,), generator=g), y)
+    assert purity(z, y) < 0.85
+    zs = propagate(knn(x, 10), z, 4, sweeps=10)
+    assert torch.equal(zs, y)
+    assert torch.equal(propagate(knn(x, 10), z, 4, sweeps=0), z)
+
+
+def test_propagation_keeps_a_minority_cluster():
+    shares = [0.30, 0.20, 0.13, 0.09, 0.07, 0.06, 0.05, 0.04, 0.03, 0.03]
+    x, y = blobs(shares, n=6000, d=20, sep=4.0, seed=2)
+    zs = propagate(knn(x, 10), y, 10, sweeps=10)
+    assert len(zs.unique()) == 10 and purity(zs, y) > 0.99

@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 
+from selfcond.cluster import crp as crp_cluster
 from selfcond.config import resolve
 from selfcond.partition.crp import random_shift
 from selfcond.train import Trainer
@@ -150,7 +151,7 @@ def test_a_round_merges_the_twins_of_a_class_into_one_mode(monkeypatch):
     emb, truth = twins(500, 8)
     rounds = {}
     for merge_from in (1, 0):
-        t = micgan_trainer(**{"method.merge_from": merge_from})
+        t = micgan_trainer(**{"method.merge_from": merge_from, "method.smooth_sweeps": 0})
         p = t.partition
         monkeypatch.setattr(p, "embed", lambda data, part=None: emb)
         rounds[merge_from] = (p.refresh(t.context, step=p.m.init_steps), p.z.clone(), p)
@@ -163,7 +164,7 @@ def test_a_round_merges_the_twins_of_a_class_into_one_mode(monkeypatch):
 
 
 def test_merging_waits_for_its_round(monkeypatch):
-    t = micgan_trainer(**{"method.merge_from": 2, "method.sample_epochs": 3})
+    t = micgan_trainer(**{"method.merge_from": 2, "method.sample_epochs": 3, "method.smooth_sweeps": 0})
     p = t.partition
     emb, _ = twins(500, 8)
     monkeypatch.setattr(p, "embed", lambda data, part=None: emb)
@@ -172,13 +173,34 @@ def test_merging_waits_for_its_round(monkeypatch):
 
 
 def test_a_merge_samples_at_most_merge_points_images(monkeypatch):
+    """The graph holds merge_points images; the others take their nearest sampled images' mode."""
     from selfcond.partition import crp
 
     seen = []
-    real = crp.merge_slots
-    monkeypatch.setattr(crp, "merge_slots", lambda x, z, k, nb: seen.append(x.shape[0]) or real(x, z, k, nb))
+    real = crp.knn
+    monkeypatch.setattr(crp, "knn", lambda x, k, ref=None: seen.append((x.shape[0], ref is None)) or real(x, k, ref))
     t = micgan_trainer(**{"method.merge_from": 1, "method.merge_points": 300})
     p = t.partition
     emb, truth = twins(500, 8)
-    z, log = p.merge(emb, p.gmm.assign(emb))
-    assert seen == [300] and log["merged"] == 4 and len(z.unique()) == 4
+    z, log = p.mend(emb, p.gmm.assign(emb), None, merging=True)
+    assert seen == [(300, True), (500, False)]  # the sample's graph, then every image against it
+    assert log["merged"] > 0 and len(z.unique()) == 4 and purity(z, truth) > 0.95
+
+
+def test_smoothing_repairs_a_table_cut_through_its_classes(monkeypatch):
+    """A round whose Gibbs table has a quarter of every class's images in a wrong mode (as a
+    Gaussian placed across a class leaves them): smoothing on Q's neighbours gives them back, in
+    the round itself and before any merge; without it the round keeps them."""
+    emb, truth = twins(500, 8)
+    g = torch.Generator().manual_seed(1)
+    noisy = torch.where(torch.rand(500, generator=g) < 0.25, torch.randint(0, 8, (500,), generator=g), 2 * truth)
+    scores = {}
+    for sweeps in (10, 0):
+        t = micgan_trainer(**{"method.merge_from": 0, "method.smooth_sweeps": sweeps, "method.gibbs_sweeps": 1})
+        p = t.partition
+        monkeypatch.setattr(p, "embed", lambda data, part=None: emb)
+        monkeypatch.setattr(crp_cluster, "gibbs", lambda *a, **kw: noisy.clone())
+        out = p.refresh(t.context, step=p.m.init_steps)
+        scores[sweeps] = (purity(p.z, truth), out)
+    assert scores[0][0] < 0.85 and "smoothed" not in scores[0][1]
+    assert scores[10][0] > 0.99 and scores[10][1]["smoothed"] > 0.15

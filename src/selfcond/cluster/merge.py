@@ -1,7 +1,17 @@
-"""Merging modes that are one cluster: greedy modularity on a k-nearest-neighbour graph.
+"""Mending a mode table with the k-nearest-neighbour graph of its points: smoothing, then merging.
 
-Knows nothing about GANs: it takes points (n, d) with their slots z (n,) and says which slots
-belong together. Two slots are merged when their points are each other's nearest neighbours more
+Knows nothing about GANs: it takes points (n, d) with their slots z (n,), moves points to the slot
+their neighbours hold (:func:`propagate`) and says which slots belong together
+(:func:`modularity_merges`).
+
+Smoothing is label propagation (Zhu & Ghahramani 2002, in its hard form): every point takes the
+slot most of its neighbours hold, its own slot breaking ties, until nothing moves. A Gibbs sample
+of a Gaussian mixture cuts through a class wherever a Gaussian's edge falls, and early in a run
+the Gaussians follow where they were placed, not the classes: on MNIST at K = 40 the first
+round's table has purity 0.64, while 95% of each embedding's neighbours share its class. A few
+rounds of propagation bring that table to 0.93 (docs/RESULTS.md, MIC-GANs' mode count).
+
+Merging: two slots are merged when their points are each other's nearest neighbours more
 often than chance says they would be: on the graph that links every point to its `neighbours`
 nearest others, the edges between slots i and j are compared with the configuration model's
 expectation a_i a_j / 2m (a_i: the edge ends in slot i, 2m: all of them), and the pair with the
@@ -22,7 +32,8 @@ neighbours there, while two classes meet only where images are ambiguous. The gr
 contact, and it cares only about which points are near, not about the shape of a cluster.
 
 All of it is vectorised: the neighbours in row chunks of one distance matrix product each, the
-slot graph by one bincount, the merges as (K, K) updates (K merges at most).
+votes by one scatter-add per sweep, the slot graph by one bincount, the merges as (K, K) updates
+(K merges at most).
 """
 
 from __future__ import annotations
@@ -32,28 +43,56 @@ from typing import NamedTuple, Optional
 import torch
 from torch import Tensor
 
-__all__ = ["knn", "slot_graph", "modularity_merges", "Merges", "merge_slots"]
+__all__ = ["knn", "vote", "propagate", "slot_graph", "modularity_merges", "Merges", "merge_slots"]
 
 _CHUNK_FLOATS = 1 << 23  # a (chunk, n) distance block: <= 32 MiB of float32
 
 
-def knn(x: Tensor, k: int) -> Tensor:
-    """The k nearest other rows of every row of x (n, d), by Euclidean distance: (n, k) int64,
-    nearest first. Exact; row chunks of one matrix product each, on x's device."""
-    n = x.shape[0]
-    if not 1 <= k < n:
-        raise ValueError(f"k must be in [1, n - 1] = [1, {n - 1}], got {k}")
-    x = x.float()
-    x = x - x.mean(0)  # the expanded distance below loses less to cancellation
-    sq = x.pow(2).sum(1)
+def knn(x: Tensor, k: int, ref: Optional[Tensor] = None) -> Tensor:
+    """The k nearest other rows of x (n, d) for every row of x, by Euclidean distance; or, given
+    `ref` (m, d), the k nearest rows of ref for every row of x (a row of x that is also in ref
+    finds itself). (n, k) int64, nearest first. Exact; row chunks of one matrix product each, on
+    x's device."""
+    n, m = x.shape[0], (x if ref is None else ref).shape[0]
+    if not 1 <= k < (n if ref is None else m + 1):
+        raise ValueError(f"k must be in [1, {m - 1 if ref is None else m}], got {k}")
+    y = (x if ref is None else ref).float()
+    mean = y.mean(0)  # the expanded distance below loses less to cancellation
+    y = y - mean
+    x = y if ref is None else x.float() - mean
+    y_sq, x_sq = y.pow(2).sum(1), x.pow(2).sum(1)
     out = torch.empty(n, k, dtype=torch.int64, device=x.device)
-    step = max(1, _CHUNK_FLOATS // n)
+    step = max(1, _CHUNK_FLOATS // m)
     for a in range(0, n, step):
-        d = torch.addmm(sq[None], x[a:a + step], x.t(), alpha=-2.0).add_(sq[a:a + step, None])
-        rows = torch.arange(d.shape[0], device=x.device)
-        d[rows, rows + a] = float("inf")  # not its own neighbour
+        d = torch.addmm(y_sq[None], x[a:a + step], y.t(), alpha=-2.0).add_(x_sq[a:a + step, None])
+        if ref is None:
+            rows = torch.arange(d.shape[0], device=x.device)
+            d[rows, rows + a] = float("inf")  # not its own neighbour
         out[a:a + step] = d.topk(k, dim=1, largest=False).indices
     return out
+
+
+def vote(nb: Tensor, labels: Tensor, K: int, own: Optional[Tensor] = None) -> Tensor:
+    """Each row's most common slot among its neighbours' `labels` (nb (n, k) indexes labels);
+    with `own` (n,), a row's own slot breaks a tie, else the lowest slot does. (n,) int64."""
+    votes = torch.zeros(nb.shape[0], K, dtype=torch.int64, device=nb.device)
+    votes.scatter_add_(1, labels[nb], torch.full(nb.shape, 2, dtype=torch.int64, device=nb.device))
+    if own is not None:
+        votes.scatter_add_(1, own[:, None], torch.ones_like(own[:, None]))
+    return votes.argmax(1)
+
+
+def propagate(nb: Tensor, z: Tensor, K: int, sweeps: int) -> Tensor:
+    """Label propagation on the kNN graph nb (n, k) of the points with slots z (n,): every point
+    takes the slot most of its neighbours hold, its own breaking ties, all at once, for at most
+    `sweeps` sweeps or until nothing moves (module docstring). (n,) int64."""
+    z = z.long()
+    for _ in range(sweeps):
+        new = vote(nb, z, K, own=z)
+        if torch.equal(new, z):
+            break
+        z = new
+    return z
 
 
 def slot_graph(nb: Tensor, z: Tensor, K: int) -> Tensor:

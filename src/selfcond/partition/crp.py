@@ -9,9 +9,11 @@ trained by the Adversarial Chinese Restaurant Process (Algorithm 1, with the sup
   (c) embed every real image with Q and run collapsed Gibbs sweeps over their modes under a truncated
       DP (cluster/crp.py: α opens new modes, the chain warm-starts from the previous assignment);
   (d) refit the Gaussians from the assignment (cluster/gmm.py) and set π = counts / N;
-  (e) from round `merge_from` on, merge the modes whose real images are one cluster: greedy
-      modularity on the k-nearest-neighbour graph of the embeddings (cluster/merge.py), which
-      lets the twins G keeps for one class die out where the mixture's likelihood would keep them.
+  (e) mend the table with the k-nearest-neighbour graph of the embeddings (cluster/merge.py):
+      smooth it (every image takes its neighbours' most common mode, `smooth_sweeps`), which
+      repairs the Gaussians' cuts through a class, and from round `merge_from` on merge the modes
+      whose real images are one cluster (greedy modularity), which lets the twins G keeps for one
+      class die out where the mixture's likelihood would keep them; then refit.
   After the last round (`settle`), the table is moved from the chain's last sample to every image's
   most probable mode under the mixture (hard EM to a fixed point), so the modes training keeps are
   the ones `assign` gives.
@@ -33,7 +35,7 @@ import torch.nn.functional as F
 
 from selfcond.cluster import crp, sharded
 from selfcond.cluster.gmm import GaussianMixture
-from selfcond.cluster.merge import merge_slots
+from selfcond.cluster.merge import knn, modularity_merges, propagate, slot_graph, vote
 from selfcond.cluster.niw import NIWPrior
 from selfcond.data.base import Batch, IndexedDataset
 from selfcond.errors import UserError
@@ -67,6 +69,9 @@ class MICGANOptions(ClusteredOptions):
                                "(kNN-graph modularity of Q's embeddings, cluster/merge.py)")
     merge_neighbours: int = opt(10, min=1, help="neighbours per image in the graph that decides merges")
     merge_points: int = opt(10000, min=2, help="images in that graph (a seeded sample when there are more)")
+    smooth_sweeps: int = opt(10, min=0, note="0 = never",
+                             help="label propagation sweeps on that graph in every round, before merging: "
+                                  "each image takes the mode most of its neighbours hold (cluster/merge.py)")
 
     def check(self, cfg) -> None:
         super().check(cfg)
@@ -139,9 +144,10 @@ class CRPPartition(Partition):
             emb, z0, self.k, self.m.alpha, self.prior, sweeps=self.m.gibbs_sweeps, generator=self.generator,
             block=self.m.gibbs_block, fixed_loglik=self.gmm.log_prob(emb))
         self._refit(emb, z)
-        merged = {}
-        if self.m.merge_from and self.epoch + 1 >= self.m.merge_from:
-            z, merged = self.merge(emb, z)
+        merging = bool(self.m.merge_from) and self.epoch + 1 >= self.m.merge_from
+        mended = {}
+        if merging or self.m.smooth_sweeps:
+            z, mended = self.mend(emb, z, part, merging)
         changed = self._share(z != z0)
         settled = {}
         if self.m.settle and self.epoch + 1 == self.m.sample_epochs:
@@ -155,7 +161,7 @@ class CRPPartition(Partition):
         self.counts = torch.bincount(z, minlength=self.k).to(torch.float64)
         self.conditional = True
         self.epoch += 1
-        return {"epoch": self.epoch, "q_loss": q_loss, "relabelled": changed, **merged, **settled, **self.summary()}
+        return {"epoch": self.epoch, "q_loss": q_loss, "relabelled": changed, **mended, **settled, **self.summary()}
 
     def _refit(self, emb: torch.Tensor, z: torch.Tensor) -> None:
         if sharded.sharded():  # from every rank's statistics
@@ -176,13 +182,15 @@ class CRPPartition(Partition):
         """Counts over this rank's points -> over all points (themselves in one process)."""
         return sharded.total(t) if sharded.sharded() else t
 
-    def merge(self, emb: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """Modes whose real images are one cluster become one (cluster/merge.py): greedy modularity
-        merges on the k-nearest-neighbour graph of the embeddings of at most `merge_points` images
-        (a sample seeded by the run's generator, the same on every rank), each merged mode's images
-        moved to the larger of the pair and the Gaussians refitted. The mixture's likelihood cannot
-        make this decision: it keeps a class split in two by thousands of nats (docs/RESULTS.md,
-        MIC-GANs' mode count). emb, z: this rank's points. Returns z and the log."""
+    def mend(self, emb: torch.Tensor, z: torch.Tensor, part, merging: bool) -> tuple[torch.Tensor, dict]:
+        """The table mended with the k-nearest-neighbour graph of the embeddings (cluster/merge.py)
+        of at most `merge_points` images (a sample seeded by the run's generator, the same on every
+        rank): label propagation, then, when `merging`, greedy modularity merges, each merged
+        mode's images moved to the larger of the pair; the Gaussians are refitted. The mixture's
+        likelihood cannot make these decisions: it keeps a class split in two by thousands of nats
+        (docs/RESULTS.md, MIC-GANs' mode count). Images outside the sample take the most common
+        mode of their nearest sampled images. emb, z: this rank's points (rows `part` of all).
+        Returns z and the log: the share of images smoothing moved, the modes merged."""
         n_all = self._total(torch.tensor([float(z.shape[0])], dtype=torch.float64, device=z.device))
         n_all = int(n_all)
         pick = None
@@ -190,16 +198,27 @@ class CRPPartition(Partition):
             pick = torch.randperm(n_all, generator=self.generator, device=self.generator.device)
             pick = pick[:self.m.merge_points].sort().values.to(z.device)
         if sharded.sharded():
-            pick = torch.arange(n_all, device=z.device) if pick is None else pick
-            x, zs = sharded.rows_of(emb, pick), sharded.rows_of(z[:, None], pick)[:, 0]
+            everyone = torch.arange(n_all, device=z.device) if pick is None else pick
+            x, zs = sharded.rows_of(emb, everyone), sharded.rows_of(z[:, None], everyone)[:, 0]
         else:
             x, zs = (emb, z) if pick is None else (emb[pick], z[pick])
-        merges = merge_slots(x, zs, self.k, self.m.merge_neighbours)
-        if not merges.gains:
-            return z, {"merged": 0}
-        z = merges.slot.to(z.device)[z]
-        self._refit(emb, z)
-        return z, {"merged": len(merges.gains)}
+        nb = knn(x, self.m.merge_neighbours)
+        smoothed = propagate(nb, zs, self.k, self.m.smooth_sweeps)
+        log, slot = {}, torch.arange(self.k, device=z.device)
+        if self.m.smooth_sweeps:
+            log["smoothed"] = float((smoothed != zs).float().mean())
+        if merging:
+            merges = modularity_merges(slot_graph(nb, smoothed, self.k), torch.bincount(smoothed, minlength=self.k))
+            slot, log["merged"] = merges.slot.to(z.device), len(merges.gains)
+        if not self.m.smooth_sweeps:
+            z_new = slot[z]
+        elif pick is None:
+            z_new = slot[smoothed if part is None else smoothed[part]]
+        else:  # an image outside the sample takes the most common mode of its nearest sampled ones
+            z_new = slot[vote(knn(emb, self.m.merge_neighbours, ref=x), smoothed, self.k)]
+        if self._share(z_new != z) > 0:
+            self._refit(emb, z_new)
+        return z_new, log
 
     def settle(self, emb: torch.Tensor, z: torch.Tensor, max_iters: int = 50) -> tuple[torch.Tensor, dict]:
         """The chain's sample z (N,) → each point's most probable mode, argmax_k log π_k + log N(emb | k),

@@ -71,7 +71,7 @@ def migrate(state: dict) -> dict:
     config mapping stays as written (`config.resolve` migrates configs itself), but for behaviour
     added since it was written, which it keeps: a MIC-GANs run whose config has no
     `method.merge_from` was started before merges existed (a checkpoint's config holds every key)
-    and continues without them."""
+    and continues without them; one with no `method.smooth_sweeps`, before smoothing, without it."""
     state = _before_merges(state)
     version = state.get("version")
     if version == VERSION:
@@ -90,11 +90,18 @@ def migrate(state: dict) -> dict:
     return state
 
 
+# MIC-GANs keys added since the first checkpoints, with the value that does what runs did before.
+_MICGAN_BEFORE = {"merge_from": 0, "smooth_sweeps": 0}
+
+
 def _before_merges(state: dict) -> dict:
     method = state["config"].get("method") if isinstance(state.get("config"), dict) else None
-    if not isinstance(method, dict) or method.get("name") != "micgan" or "merge_from" in method:
+    if not isinstance(method, dict) or method.get("name") != "micgan":
         return state
-    return {**state, "config": {**state["config"], "method": {**method, "merge_from": 0}}}
+    missing = {k: v for k, v in _MICGAN_BEFORE.items() if k not in method}
+    if not missing:
+        return state
+    return {**state, "config": {**state["config"], "method": {**method, **missing}}}
 
 
 def _check_structure(state: dict, path: Path) -> None:
