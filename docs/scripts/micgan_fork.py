@@ -2,6 +2,7 @@
 score it as `selfcond bench clusters` scores a trial (the same record, with the per-round chain).
 
 Usage: python micgan_fork.py CHECKPOINT OUT_DIR RECORD.json KEY=VALUE ...   e.g. merge_from=2 smooth_sweeps=10
+(method keys; KEY=- drops a key the checkpoint's config holds and today's selfcond does not know)
 
 Why: a run with merges from round 2 is the run without merges up to round 2's refresh (the merge is
 the last thing that refresh does, and it draws nothing from the run's generator when the data hold
@@ -21,9 +22,11 @@ from selfcond.train import checkpoint
 from selfcond.train.run import plan_resume, resume
 
 src, out, record_path = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
-sets = {k: json.loads(v) for k, v in (a.split("=", 1) for a in sys.argv[4:])}
+sets = {k: "-" if v == "-" else json.loads(v) for k, v in (a.split("=", 1) for a in sys.argv[4:])}
 state = checkpoint.read(src)
 state["config"]["method"].update(sets)
+for key in [k for k, v in sets.items() if v == "-"]:
+    del state["config"]["method"][key]
 out.mkdir(parents=True, exist_ok=False)
 torch.save(state, out / src.name)
 atomic_write(out / "latest", src.name + "\n")

@@ -49,7 +49,8 @@ TOY_EPOCH_STEPS = 500  # 2D data are sampled fresh: an "epoch" is this many step
 class MICGANOptions(ClusteredOptions):
     """The schedule's defaults are the ones measured in docs/RESULTS.md (MIC-GANs clustering): a
     long initialization, so that G draws well before Q learns to tell its modes apart, then rounds
-    that first purify the modes and then merge the twins G keeps per class."""
+    that first purify the modes and then merge the twins G keeps per class; each round's table is
+    mended on the kNN graph of Q's embeddings (smoothed, and from `merge_from` on merged)."""
 
     alpha: float = opt(1.0, gt=0, help="DP concentration: the total weight of opening a new mode")
     init_steps: int = opt(7000, min=0, help="initialization stage: D unconditional, G's conditions uniform")
@@ -67,7 +68,8 @@ class MICGANOptions(ClusteredOptions):
     merge_from: int = opt(2, min=0, note="0 = never",
                           help="the first ACRP round that merges modes whose real images are one cluster "
                                "(kNN-graph modularity of Q's embeddings, cluster/merge.py)")
-    merge_neighbours: int = opt(10, min=1, help="neighbours per image in the graph that decides merges")
+    merge_neighbours: int = opt(10, min=1,
+                                help="neighbours per image in the graph that smooths the table and decides merges")
     merge_points: int = opt(10000, min=2, help="images in that graph (a seeded sample when there are more)")
     smooth_sweeps: int = opt(10, min=0, note="0 = never",
                              help="label propagation sweeps on that graph in every round, before merging: "
