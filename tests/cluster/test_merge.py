@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from selfcond.cluster.kmeans import kmeans
-from selfcond.cluster.merge import knn, merge_slots, modularity_merges, propagate, slot_graph, vote
+from selfcond.cluster.merge import knn, mend_table, merge_slots, modularity_merges, propagate, slot_graph, vote
 
 
 def blobs(shares, n=4000, d=10, sep=6.0, seed=0):
@@ -133,3 +133,9 @@ def test_propagation_keeps_a_minority_cluster():
     x, y = blobs(shares, n=6000, d=20, sep=4.0, seed=2)
     zs = propagate(knn(x, 10), y, 10, sweeps=10)
     assert len(zs.unique()) == 10 and purity(zs, y) > 0.99
+
+
+def test_too_few_points_for_a_graph_change_nothing():
+    x, z = torch.randn(5, 3), torch.tensor([0, 1, 1, 2, 2])
+    smoothed, merges = mend_table(x, z, 3, neighbours=10, sweeps=10)
+    assert torch.equal(smoothed, z) and torch.equal(merges.slot, torch.arange(3)) and merges.gains == []

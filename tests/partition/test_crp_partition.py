@@ -174,11 +174,11 @@ def test_merging_waits_for_its_round(monkeypatch):
 
 def test_a_merge_samples_at_most_merge_points_images(monkeypatch):
     """The graph holds merge_points images; the others take their nearest sampled images' mode."""
-    from selfcond.partition import crp
+    from selfcond.cluster import merge
 
     seen = []
-    real = crp.knn
-    monkeypatch.setattr(crp, "knn", lambda x, k, ref=None: seen.append((x.shape[0], ref is None)) or real(x, k, ref))
+    real = merge.knn
+    monkeypatch.setattr(merge, "knn", lambda x, k, ref=None: seen.append((x.shape[0], ref is None)) or real(x, k, ref))
     t = micgan_trainer(**{"method.merge_from": 1, "method.merge_points": 300})
     p = t.partition
     emb, truth = twins(500, 8)

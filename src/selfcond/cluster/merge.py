@@ -43,7 +43,7 @@ from typing import NamedTuple, Optional
 import torch
 from torch import Tensor
 
-__all__ = ["knn", "vote", "propagate", "slot_graph", "modularity_merges", "Merges", "merge_slots"]
+__all__ = ["knn", "vote", "propagate", "slot_graph", "modularity_merges", "Merges", "mend_table", "merge_slots"]
 
 _CHUNK_FLOATS = 1 << 23  # a (chunk, n) distance block: <= 32 MiB of float32
 
@@ -147,12 +147,25 @@ def modularity_merges(W: Tensor, size: Optional[Tensor] = None, gamma: float = 1
         gains.append(best)
 
 
+def mend_table(x: Tensor, z: Tensor, K: int, neighbours: int = 10, sweeps: int = 0, merging: bool = True,
+               gamma: float = 1.0) -> tuple[Tensor, Merges]:
+    """The slots z (n,) of the points x (n, d) mended on their kNN graph (`neighbours` per point):
+    `sweeps` of label propagation, then, when `merging`, greedy modularity merges of the slots of
+    the propagated table (module docstring). Returns the propagated slots and the merges; apply
+    with `merges.slot[z]`. Fewer points than neighbours + 1 make no graph: nothing changes."""
+    z = z.to(x.device).long()
+    kept = Merges(torch.arange(K, device=x.device), [])
+    if x.shape[0] <= neighbours:
+        return z, kept
+    nb = knn(x, neighbours)
+    z = propagate(nb, z, K, sweeps)
+    if not merging:
+        return z, kept
+    return z, modularity_merges(slot_graph(nb, z, K), torch.bincount(z, minlength=K), gamma)
+
+
 def merge_slots(x: Tensor, z: Tensor, K: int, neighbours: int = 10, gamma: float = 1.0) -> Merges:
     """Which slots of the points x (n, d) with slots z (n,) are one cluster: the kNN graph of x
     (`neighbours` per point), the slot graph, and greedy modularity merges (module docstring).
     Apply with `merges.slot[z]`."""
-    z = z.to(x.device).long()
-    if x.shape[0] <= neighbours:
-        return Merges(torch.arange(K, device=x.device), [])
-    W = slot_graph(knn(x, neighbours), z, K)
-    return modularity_merges(W, torch.bincount(z, minlength=K), gamma)
+    return mend_table(x, z, K, neighbours, gamma=gamma)[1]

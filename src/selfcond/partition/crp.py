@@ -33,9 +33,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from selfcond.cluster import crp, sharded
+from selfcond.cluster import crp, merge, sharded
 from selfcond.cluster.gmm import GaussianMixture
-from selfcond.cluster.merge import knn, modularity_merges, propagate, slot_graph, vote
 from selfcond.cluster.niw import NIWPrior
 from selfcond.data.base import Batch, IndexedDataset
 from selfcond.errors import UserError
@@ -204,20 +203,18 @@ class CRPPartition(Partition):
             x, zs = sharded.rows_of(emb, everyone), sharded.rows_of(z[:, None], everyone)[:, 0]
         else:
             x, zs = (emb, z) if pick is None else (emb[pick], z[pick])
-        nb = knn(x, self.m.merge_neighbours)
-        smoothed = propagate(nb, zs, self.k, self.m.smooth_sweeps)
-        log, slot = {}, torch.arange(self.k, device=z.device)
+        smoothed, merges = merge.mend_table(x, zs, self.k, self.m.merge_neighbours, self.m.smooth_sweeps, merging)
+        log, slot = {}, merges.slot.to(z.device)
         if self.m.smooth_sweeps:
             log["smoothed"] = float((smoothed != zs).float().mean())
         if merging:
-            merges = modularity_merges(slot_graph(nb, smoothed, self.k), torch.bincount(smoothed, minlength=self.k))
-            slot, log["merged"] = merges.slot.to(z.device), len(merges.gains)
+            log["merged"] = len(merges.gains)
         if not self.m.smooth_sweeps:
             z_new = slot[z]
         elif pick is None:
             z_new = slot[smoothed if part is None else smoothed[part]]
         else:  # an image outside the sample takes the most common mode of its nearest sampled ones
-            z_new = slot[vote(knn(emb, self.m.merge_neighbours, ref=x), smoothed, self.k)]
+            z_new = slot[merge.vote(merge.knn(emb, self.m.merge_neighbours, ref=x), smoothed, self.k)]
         if self._share(z_new != z) > 0:
             self._refit(emb, z_new)
         return z_new, log

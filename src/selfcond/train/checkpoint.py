@@ -72,7 +72,7 @@ def migrate(state: dict) -> dict:
     added since it was written, which it keeps: a MIC-GANs run whose config has no
     `method.merge_from` was started before merges existed (a checkpoint's config holds every key)
     and continues without them; one with no `method.smooth_sweeps`, before smoothing, without it."""
-    state = _before_merges(state)
+    state = _micgan_keys_added_since(state)
     version = state.get("version")
     if version == VERSION:
         return state
@@ -94,7 +94,7 @@ def migrate(state: dict) -> dict:
 _MICGAN_BEFORE = {"merge_from": 0, "smooth_sweeps": 0}
 
 
-def _before_merges(state: dict) -> dict:
+def _micgan_keys_added_since(state: dict) -> dict:
     method = state["config"].get("method") if isinstance(state.get("config"), dict) else None
     if not isinstance(method, dict) or method.get("name") != "micgan":
         return state
