@@ -87,7 +87,7 @@ def test_a_micgan_run_started_before_merges_continues_without_them(v1_run):
     before merges existed: it resumes (and is scored) as it was trained, while a new run merges."""
     run = v1_run("digits-micgan")
     _, cfg = checkpoint.load(run)
-    assert cfg.method.merge_from == 0 and cfg.method.smooth_sweeps == 0
+    assert cfg.method.merge_from == 0 and cfg.method.smooth_sweeps == 0 and cfg.method.scale_prior is False
     state = checkpoint.read(run)
     state["config"]["method"]["merge_from"] = 3  # a run that chose its round keeps it
     method = checkpoint.migrate(state)["config"]["method"]
@@ -96,4 +96,4 @@ def test_a_micgan_run_started_before_merges_continues_without_them(v1_run):
     state["config"]["method"]["smooth_sweeps"] = 4
     assert checkpoint.migrate(state)["config"]["method"]["smooth_sweeps"] == 4
     new = config.resolve(overrides={"method.name": "micgan"}).method
-    assert (new.merge_from, new.smooth_sweeps) == (2, 10)
+    assert (new.merge_from, new.smooth_sweeps, new.scale_prior) == (2, 10, True)

@@ -2,7 +2,8 @@
 score it as `selfcond bench clusters` scores a trial (the same record, with the per-round chain).
 
 Usage: python micgan_fork.py CHECKPOINT OUT_DIR RECORD.json KEY=VALUE ...   e.g. merge_from=2 smooth_sweeps=10
-(method keys; KEY=- drops a key the checkpoint's config holds and today's selfcond does not know)
+(method keys, or SECTION.KEY such as train.snapshot_every=1000; KEY=- drops a key the checkpoint's
+config holds and today's selfcond does not know)
 
 Why: a run with merges from round 2 is the run without merges up to round 2's refresh (the merge is
 the last thing that refresh does, and it draws nothing from the run's generator when the data hold
@@ -24,9 +25,12 @@ from selfcond.train.run import plan_resume, resume
 src, out, record_path = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 sets = {k: "-" if v == "-" else json.loads(v) for k, v in (a.split("=", 1) for a in sys.argv[4:])}
 state = checkpoint.read(src)
-state["config"]["method"].update(sets)
-for key in [k for k, v in sets.items() if v == "-"]:
-    del state["config"]["method"][key]
+for key, value in sets.items():  # "train.snapshot_every" names its section; a bare key is a method key
+    section, name = key.split(".", 1) if "." in key else ("method", key)
+    if value == "-":
+        del state["config"][section][name]
+    else:
+        state["config"][section][name] = value
 out.mkdir(parents=True, exist_ok=False)
 torch.save(state, out / src.name)
 atomic_write(out / "latest", src.name + "\n")

@@ -4,6 +4,8 @@ import pytest
 import torch
 
 from selfcond.cluster import crp as crp_cluster
+from selfcond.cluster.gmm import GaussianMixture
+from selfcond.cluster.niw import NIWPrior
 from selfcond.config import resolve
 from selfcond.partition.crp import random_shift
 from selfcond.train import Trainer
@@ -65,8 +67,6 @@ def test_settle_reaches_the_modes_assign_gives_and_raises_the_likelihood():
     truth = torch.randint(0, 3, (3000,), generator=g)
     emb = centres[truth] + 0.6 * torch.randn(3000, 2, generator=g, dtype=torch.float64)
     noisy = torch.where(torch.rand(3000, generator=g) < 0.33, torch.randint(0, 3, (3000,), generator=g), truth)
-    from selfcond.cluster.gmm import GaussianMixture
-    from selfcond.cluster.niw import NIWPrior
     p.prior = NIWPrior.isotropic(2, var=0.1, mu0=torch.zeros(2, dtype=torch.float64))
     p.gmm = GaussianMixture(centres, 0.36 * torch.eye(2, dtype=torch.float64).expand(3, 2, 2).clone())
     p.gmm.refit(emb, noisy, p.prior)
@@ -77,6 +77,69 @@ def test_settle_reaches_the_modes_assign_gives_and_raises_the_likelihood():
     assert 0.15 < log["settled"] < 0.4 and 1 < log["settle_iters"] < 50
     assert classification_loglik(p, emb, z) > before
     assert float((z == truth).float().mean()) > float((noisy == truth).float().mean())
+
+
+def shrunken_embeddings(classes=9, per_class=300, dim=40, seed=0):
+    """Embeddings at the scale Q's reach after a few rounds (MNIST at K = 40: within-mode variance
+    ~1e-4, most of it along one direction): `classes` clusters 0.05 apart in a 40-dim space, each
+    stretched along its own direction (variance 2e-3) plus isotropic noise (1e-5). Returns x (N, dim)
+    float64 and the class of each point (N,)."""
+    g = torch.Generator().manual_seed(seed)
+    truth = torch.arange(classes).repeat_interleave(per_class)
+    dirs = torch.randn(classes, dim, generator=g, dtype=torch.float64)
+    dirs[:, classes:] = 0
+    dirs = dirs / dirs.norm(dim=1, keepdim=True)
+    x = (0.05 * torch.eye(classes, dim, dtype=torch.float64)[truth]
+         + 2e-3 ** 0.5 * torch.randn(len(truth), 1, generator=g, dtype=torch.float64) * dirs[truth]
+         + 1e-5 ** 0.5 * torch.randn(len(truth), dim, generator=g, dtype=torch.float64))
+    return x, truth
+
+
+def test_the_scaled_prior_is_the_mean_variance_within_a_mode():
+    t = micgan_trainer(**{"method.k": 4})
+    p = t.partition
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(200, 4, generator=g, dtype=torch.float64) * torch.tensor([1.0, 2.0, 3.0, 0.5], dtype=torch.float64)
+    z = torch.randint(0, 3, (200,), generator=g)  # slot 3 empty
+    within = sum(float((x[z == k] - x[z == k].mean(0)).square().sum()) for k in range(3)) / x.numel()
+    prior = p.scaled_prior(x, z)
+    torch.testing.assert_close(prior.psi0 / (prior.nu0 - 4 - 1), within * torch.eye(4, dtype=torch.float64))
+    same = torch.ones(10, 4, dtype=torch.float64)  # no spread at all: embed_var, not a zero covariance
+    assert float(p.scaled_prior(same, torch.zeros(10, dtype=torch.long)).psi0[0, 0]) == pytest.approx(p.m.embed_var)
+
+
+def test_a_prior_at_the_embeddings_scale_leaves_a_clean_table_where_it_is():
+    """Nine tight classes at Q's late-round scale, one mode holding two of them (8 modes). With the
+    fixed prior E[Sigma] = 0.1 I, the prior is most of every mode's covariance and shrinks as 1/n, so
+    the larger mode is the sharper one in the dimensions no mode uses: the table's own Gaussians
+    then move most images to another mode. Scaled to the embeddings, the Gaussians keep the table
+    as it is."""
+    t = micgan_trainer(**{"method.k": 40})
+    p = t.partition
+    x, truth = shrunken_embeddings()
+    table = torch.where(truth == 1, 0, truth)
+    moved = {}
+    for scaled in (False, True):
+        p.prior = p.scaled_prior(x, table) if scaled else NIWPrior.isotropic(40, var=0.1, mu0=torch.full((40,), 1 / 40, dtype=torch.float64))
+        p.gmm = GaussianMixture.simplex_init(40, 40, 0.1).refit(x, table, p.prior)
+        z, log = p.settle(x, table)
+        moved[scaled] = log["settled"]
+        if scaled:
+            assert torch.equal(z, table)
+    assert moved[True] == 0.0 and moved[False] > 0.5, moved
+
+
+@pytest.mark.parametrize("scale", [True, False])
+def test_a_round_scales_the_prior_to_the_embeddings_unless_told_not_to(scale):
+    t = micgan_trainer(**{"method.scale_prior": scale})
+    p = t.partition
+    p.refresh(t.context, step=p.m.init_steps)
+    var = float(p.prior.psi0[0, 0] / (p.prior.nu0 - 8 - 1))
+    spread = float(p.embed(p.x_fixed).var(0).mean())  # the embeddings' variance, modes and all
+    if scale:
+        assert 0 < var < spread < p.m.embed_var
+    else:
+        assert var == pytest.approx(p.m.embed_var)
 
 
 @pytest.mark.parametrize("settle", [True, False])
@@ -161,6 +224,19 @@ def test_a_round_merges_the_twins_of_a_class_into_one_mode(monkeypatch):
     assert out["merged"] == 4 and len(z.unique()) == 4 and int(p.alive.sum()) == 4
     assert purity(z, truth) == purity(z0, truth) > 0.9
     assert int(torch.isinf(p.gmm.log_weights).sum()) == 4  # refitted: the merged slots are empty
+
+
+def test_the_merge_resolution_sets_how_much_contact_a_merge_needs(monkeypatch):
+    """gamma scales the null model: the twins touch more than chance (gamma = 1 merges all four
+    pairs) but not 100 times more."""
+    emb, _ = twins(500, 8)
+    merged = {}
+    for gamma in (1.0, 100.0):
+        t = micgan_trainer(**{"method.merge_from": 1, "method.smooth_sweeps": 0, "method.merge_resolution": gamma})
+        p = t.partition
+        monkeypatch.setattr(p, "embed", lambda data, part=None: emb)
+        merged[gamma] = p.refresh(t.context, step=p.m.init_steps)["merged"]
+    assert merged == {1.0: 4, 100.0: 0}
 
 
 def test_merging_waits_for_its_round(monkeypatch):

@@ -7,7 +7,8 @@ trained by the Adversarial Chinese Restaurant Process (Algorithm 1, with the sup
   (b) train the encoder Q on generated images of mode k (from G's moving average, the generator
       that samples) to land on mode k's Gaussian mean;
   (c) embed every real image with Q and run collapsed Gibbs sweeps over their modes under a truncated
-      DP (cluster/crp.py: α opens new modes, the chain warm-starts from the previous assignment);
+      DP (cluster/crp.py: α opens new modes, the chain warm-starts from the previous assignment),
+      its NIW base measure scaled to the embeddings' within-mode variance (`scale_prior`);
   (d) refit the Gaussians from the assignment (cluster/gmm.py) and set π = counts / N;
   (e) mend the table with the k-nearest-neighbour graph of the embeddings (cluster/merge.py):
       smooth it (every image takes its neighbours' most common mode, `smooth_sweeps`), which
@@ -15,8 +16,8 @@ trained by the Adversarial Chinese Restaurant Process (Algorithm 1, with the sup
       whose real images are one cluster (greedy modularity), which lets the twins G keeps for one
       class die out where the mixture's likelihood would keep them; then refit.
   After the last round (`settle`), the table is moved from the chain's last sample to every image's
-  most probable mode under the mixture (hard EM to a fixed point), so the modes training keeps are
-  the ones `assign` gives.
+  most probable mode under the mixture (hard EM on π and the means to a fixed point, the
+  covariances kept), so the modes training keeps are the ones `assign` gives.
   Between rounds, (a) GAN training uses the real images' current modes and fake conditions from π,
   with D's conditional heads. After `sample_epochs` the modes stay fixed and training goes on.
 - Modes whose count is zero have π = 0 and are never drawn for generation.
@@ -35,7 +36,7 @@ import torch.nn.functional as F
 
 from selfcond.cluster import crp, merge, sharded
 from selfcond.cluster.gmm import GaussianMixture
-from selfcond.cluster.niw import NIWPrior
+from selfcond.cluster.niw import NIWPrior, suff_stats
 from selfcond.data.base import Batch, IndexedDataset
 from selfcond.errors import UserError
 from selfcond.options import need, opt
@@ -61,7 +62,10 @@ class MICGANOptions(ClusteredOptions):
     gibbs_sweeps: int = opt(3, min=1, help="Gibbs sweeps per round")
     gibbs_block: int = opt(0, min=0, note="0 = N / 16",
                            help="points sampled together (cluster.crp.block_size); 1 = exact Gibbs")
-    embed_var: float = opt(0.1, gt=0, help="initial covariance of every mode's Gaussian, and the NIW prior's")
+    embed_var: float = opt(0.1, gt=0, help="initial covariance of every mode's Gaussian, and the NIW prior's "
+                                           "until the first round scales it (scale_prior)")
+    scale_prior: bool = opt(True, help="in every round, scale the NIW prior to the embeddings: E[Sigma] = their mean "
+                                       "variance within a mode, per dimension, instead of embed_var")
     settle: bool = opt(True, help="after the last round, give every image its most probable mode (as "
                                   "`assign` does) instead of the last Gibbs sample")
     merge_from: int = opt(2, min=0, note="0 = never",
@@ -70,6 +74,8 @@ class MICGANOptions(ClusteredOptions):
     merge_neighbours: int = opt(10, min=1,
                                 help="neighbours per image in the graph that smooths the table and decides merges")
     merge_points: int = opt(10000, min=2, help="images in that graph (a seeded sample when there are more)")
+    merge_resolution: float = opt(1.0, gt=0, help="modularity resolution gamma: two modes merge when the edges "
+                                                  "between them exceed gamma times the null model's count")
     smooth_sweeps: int = opt(10, min=0, note="0 = never",
                              help="label propagation sweeps on that graph in every round, before merging: "
                                   "each image takes the mode most of its neighbours hold (cluster/merge.py)")
@@ -133,11 +139,14 @@ class CRPPartition(Partition):
         if self.epoch == 0:  # start the chain from the Gaussians the encoder was trained towards
             z0 = self.gmm.assign(emb, self.pi.log())
         else:
+            z0 = self.table if self.table is not None else self.z
+            z0 = z0 if part is None else z0[part]
+        if self.m.scale_prior:
+            self.prior = self.scaled_prior(emb, z0)
+        if self.epoch > 0:
             # Q has moved since the last round: the Gaussians of the current modes are refitted to
             # the new embeddings first, or every point would look like an outlier of every mode
             # and flee to a new slot.
-            z0 = self.table if self.table is not None else self.z
-            z0 = z0 if part is None else z0[part]
             self._refit(emb, z0)
         # Occupied modes score points with their fitted Gaussians (MIC-GANs); empty slots with the
         # NIW prior predictive, so a new mode can open.
@@ -169,6 +178,21 @@ class CRPPartition(Partition):
             sharded.refit_sharded(self.gmm, emb, z, self.prior)
         else:
             self.gmm.refit(emb, z, self.prior)
+
+    def scaled_prior(self, emb: torch.Tensor, z: torch.Tensor) -> NIWPrior:
+        """The base measure at the embeddings' scale: E[Sigma] = v I with v the mean variance of
+        emb (N, K) around its mode's mean under z (N,), per dimension (over every rank's points).
+        Q's embeddings shrink round by round (mode variances ~1e-5 on MNIST by round 6, against
+        embed_var 0.1), and a prior that large becomes most of every mode's covariance, shrinking
+        as 1/n: in the dimensions no mode uses, the larger mode is then the sharper one and takes
+        its neighbours' images, the more so the larger K (docs/RESULTS.md, MIC-GANs' mode count)."""
+        n, s, S = suff_stats(emb, z, self.k)
+        packed = self._total(torch.cat([n, s.flatten(), torch.diagonal(S, dim1=1, dim2=2).sum(1)]))
+        k, d = self.k, emb.shape[1]
+        n, s, tr = packed[:k], packed[k:k + k * d].view(k, d), packed[k + k * d:]
+        within = float((tr - s.square().sum(1) / n.clamp(min=1.0)).sum() / (n.sum() * d))
+        var = within if math.isfinite(within) and within > 0 else self.m.embed_var
+        return NIWPrior.isotropic(k, var=var, mu0=torch.full((k,), 1.0 / k, dtype=torch.float64))
 
     @staticmethod
     def _share(mask: torch.Tensor) -> float:
@@ -203,7 +227,8 @@ class CRPPartition(Partition):
             x, zs = sharded.rows_of(emb, everyone), sharded.rows_of(z[:, None], everyone)[:, 0]
         else:
             x, zs = (emb, z) if pick is None else (emb[pick], z[pick])
-        smoothed, merges = merge.mend_table(x, zs, self.k, self.m.merge_neighbours, self.m.smooth_sweeps, merging)
+        smoothed, merges = merge.mend_table(x, zs, self.k, self.m.merge_neighbours, self.m.smooth_sweeps, merging,
+                                            self.m.merge_resolution)
         log, slot = {}, merges.slot.to(z.device)
         if self.m.smooth_sweeps:
             log["smoothed"] = float((smoothed != zs).float().mean())
@@ -221,12 +246,17 @@ class CRPPartition(Partition):
 
     def settle(self, emb: torch.Tensor, z: torch.Tensor, max_iters: int = 50) -> tuple[torch.Tensor, dict]:
         """The chain's sample z (N,) → each point's most probable mode, argmax_k log π_k + log N(emb | k),
-        with π and the Gaussians refitted to the result until nothing moves (hard EM, which only
-        raises the classification likelihood and so stops). At the fixed point `assign` reproduces
-        the table: the Gibbs sample alone disagrees with it wherever a posterior is split (7% of
-        Fashion-MNIST, docs/RESULTS.md). Returns z and what was moved, for the log. On several
-        ranks emb and z are this rank's points; the counts and the refits are over all."""
-        z_chain, iters = z, 0
+        with π and the Gaussians' means refitted to the result until nothing moves (hard EM, which
+        only raises the classification likelihood and so stops). The covariances stay the ones
+        fitted to the chain's sample: the settle decides between modes, it does not reshape them.
+        Refitted to each hard assignment under a prior far wider than the embeddings (before
+        `scale_prior`), the covariance of the mode that took points shrank in the dimensions no
+        mode uses, so it took more, until it held most images (MNIST at K = 40: 9 modes → 4,
+        purity 0.87 → 0.41, docs/RESULTS.md). At the fixed point `assign` reproduces the table:
+        the Gibbs sample alone disagrees with it wherever a posterior is split (7% of
+        Fashion-MNIST). Returns z and what was moved, for the log. On several ranks emb and z are
+        this rank's points; the counts and the refits are over all."""
+        z_chain, iters, covs = z, 0, self.gmm.covs
         for iters in range(1, max_iters + 1):
             counts = self._total(torch.bincount(z, minlength=self.k).to(torch.float64))
             z_new = self.gmm.assign(emb, (counts / counts.sum()).log())
@@ -234,6 +264,7 @@ class CRPPartition(Partition):
                 break
             z = z_new
             self._refit(emb, z)
+            self.gmm.covs = covs
         return z, {"settled": self._share(z != z_chain), "settle_iters": iters}
 
     def _clustered(self):
