@@ -88,6 +88,7 @@ def test_a_micgan_run_started_before_merges_continues_without_them(v1_run):
     run = v1_run("digits-micgan")
     _, cfg = checkpoint.load(run)
     assert cfg.method.merge_from == 0 and cfg.method.smooth_sweeps == 0 and cfg.method.scale_prior is False
+    assert cfg.method.merge_on == "smoothed"  # the order its merges had
     state = checkpoint.read(run)
     state["config"]["method"]["merge_from"] = 3  # a run that chose its round keeps it
     method = checkpoint.migrate(state)["config"]["method"]

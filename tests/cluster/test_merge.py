@@ -135,6 +135,40 @@ def test_propagation_keeps_a_minority_cluster():
     assert len(zs.unique()) == 10 and purity(zs, y) > 0.99
 
 
+def twins_with_a_noisy_cut(seed=0, n=4000, gap=2.0, tau=0.5):
+    """Four blobs, each two halves a `gap` apart along a random direction (a class G draws as two
+    styles), labelled as a Gibbs sample does: a slot per half, with the labels near the cut flipped
+    with probability sigmoid(-distance / tau). Returns x (n, 10), the class (n,), the slots (n,)."""
+    x, y = blobs([0.25] * 4, n=n, d=10, sep=8.0, seed=seed)
+    g = torch.Generator().manual_seed(seed + 10)
+    w = torch.randn(10, generator=g)
+    w = w / w.norm()
+    z = torch.empty_like(y)
+    for c in range(4):
+        m = y == c
+        d = x[m] @ w
+        d = d - d.median()
+        side = (d > 0) ^ (torch.rand(int(m.sum()), generator=g) < torch.sigmoid(-d.abs() / tau))
+        x[m] += (gap / 2) * torch.where(d > 0, 1.0, -1.0)[:, None] * w
+        z[m] = 2 * c + side.long()
+    return x, y, z
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_merges_read_from_the_chain_find_the_twins_that_smoothing_hides(seed):
+    """Smoothing moves each twin border to where it cuts the fewest links, and the twins then look
+    like two clusters; the chain's noisy cut still shows their contact. Merging first gives one slot
+    per class; smoothing first keeps all eight. Purity stays 1 either way."""
+    x, y, z = twins_with_a_noisy_cut(seed)
+    found = {}
+    for first in (False, True):
+        smoothed, merges = mend_table(x, z, 8, 10, sweeps=10, merge_first=first)
+        table = merges.slot[smoothed]
+        assert purity(table, y) == 1.0
+        found[first] = len(table.unique())
+    assert found == {False: 8, True: 4}
+
+
 def test_too_few_points_for_a_graph_change_nothing():
     x, z = torch.randn(5, 3), torch.tensor([0, 1, 1, 2, 2])
     smoothed, merges = mend_table(x, z, 3, neighbours=10, sweeps=10)

@@ -239,6 +239,26 @@ def test_the_merge_resolution_sets_how_much_contact_a_merge_needs(monkeypatch):
     assert merged == {1.0: 4, 100.0: 0}
 
 
+@pytest.mark.parametrize("merge_on", ["chain", "smoothed"])
+def test_merges_read_the_table_merge_on_names(monkeypatch, merge_on):
+    """merge_on chain: the twins' contact is counted on the Gibbs sample, before smoothing hides it
+    (cluster/merge.py): all four pairs merge. Here smoothing first absorbs most twins itself (they
+    touch all along their border), and its merges finish the rest."""
+    from selfcond.cluster import merge
+    emb, truth = twins(500, 8)
+    t = micgan_trainer(**{"method.merge_from": 1, "method.merge_on": merge_on})
+    p = t.partition
+    monkeypatch.setattr(p, "embed", lambda data, part=None: emb)
+    seen = []
+    real = merge.mend_table
+    monkeypatch.setattr(merge, "mend_table", lambda *a, **k: seen.append(k["merge_first"]) or real(*a, **k))
+    out = p.refresh(t.context, step=p.m.init_steps)
+    assert seen == [merge_on == "chain"]
+    assert (out["merged"] == 4) == (merge_on == "chain")
+    assert len(p.z.unique()) == 4 and purity(p.z, truth) > 0.9
+    assert (out["smoothed"] < 0.2) == (merge_on == "chain")  # after the merges there is little left to move
+
+
 def test_merging_waits_for_its_round(monkeypatch):
     t = micgan_trainer(**{"method.merge_from": 2, "method.sample_epochs": 3, "method.smooth_sweeps": 0})
     p = t.partition

@@ -148,16 +148,22 @@ def modularity_merges(W: Tensor, size: Optional[Tensor] = None, gamma: float = 1
 
 
 def mend_table(x: Tensor, z: Tensor, K: int, neighbours: int = 10, sweeps: int = 0, merging: bool = True,
-               gamma: float = 1.0) -> tuple[Tensor, Merges]:
+               gamma: float = 1.0, merge_first: bool = False) -> tuple[Tensor, Merges]:
     """The slots z (n,) of the points x (n, d) mended on their kNN graph (`neighbours` per point):
-    `sweeps` of label propagation, then, when `merging`, greedy modularity merges of the slots of
-    the propagated table (module docstring). Returns the propagated slots and the merges; apply
-    with `merges.slot[z]`. Fewer points than neighbours + 1 make no graph: nothing changes."""
+    `sweeps` of label propagation and, when `merging`, greedy modularity merges (module docstring),
+    the merges read from the propagated table, or with `merge_first` from z itself, the merged
+    table then propagated. Propagation moves the border between two twins to where it cuts the
+    fewest links, which hides the contact the merges count; z, a Gibbs sample, keeps it. Returns
+    the propagated slots and the merges; apply with `merges.slot[slots]`. Fewer points than
+    neighbours + 1 make no graph: nothing changes."""
     z = z.to(x.device).long()
     kept = Merges(torch.arange(K, device=x.device), [])
     if x.shape[0] <= neighbours:
         return z, kept
     nb = knn(x, neighbours)
+    if merging and merge_first:
+        merges = modularity_merges(slot_graph(nb, z, K), torch.bincount(z, minlength=K), gamma)
+        return propagate(nb, merges.slot[z], K, sweeps), merges
     z = propagate(nb, z, K, sweeps)
     if not merging:
         return z, kept

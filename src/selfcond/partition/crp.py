@@ -74,6 +74,8 @@ class MICGANOptions(ClusteredOptions):
     merge_neighbours: int = opt(10, min=1,
                                 help="neighbours per image in the graph that smooths the table and decides merges")
     merge_points: int = opt(10000, min=2, help="images in that graph (a seeded sample when there are more)")
+    merge_on: str = opt("chain", choices=("chain", "smoothed"),
+                        help="the table the merges read: the Gibbs chain's sample (then smoothed), or the smoothed table")
     merge_resolution: float = opt(1.0, gt=0, help="modularity resolution gamma: two modes merge when the edges "
                                                   "between them exceed gamma times the null model's count")
     smooth_sweeps: int = opt(10, min=0, note="0 = never",
@@ -228,10 +230,11 @@ class CRPPartition(Partition):
         else:
             x, zs = (emb, z) if pick is None else (emb[pick], z[pick])
         smoothed, merges = merge.mend_table(x, zs, self.k, self.m.merge_neighbours, self.m.smooth_sweeps, merging,
-                                            self.m.merge_resolution)
+                                            self.m.merge_resolution, merge_first=self.m.merge_on == "chain")
         log, slot = {}, merges.slot.to(z.device)
-        if self.m.smooth_sweeps:
-            log["smoothed"] = float((smoothed != zs).float().mean())
+        if self.m.smooth_sweeps:  # the share smoothing moved (merge_on chain: after the merges)
+            before = slot[zs] if merging and self.m.merge_on == "chain" else zs
+            log["smoothed"] = float((smoothed != before).float().mean())
         if merging:
             log["merged"] = len(merges.gains)
         if not self.m.smooth_sweeps:

@@ -91,7 +91,7 @@ def migrate(state: dict) -> dict:
 
 
 # MIC-GANs keys added since the first checkpoints, with the value that does what runs did before.
-_MICGAN_BEFORE = {"merge_from": 0, "smooth_sweeps": 0, "scale_prior": False}
+_MICGAN_BEFORE = {"merge_from": 0, "smooth_sweeps": 0, "scale_prior": False, "merge_on": "smoothed"}
 
 
 def _micgan_keys_added_since(state: dict) -> dict:
