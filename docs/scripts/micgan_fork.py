@@ -23,7 +23,15 @@ from selfcond.train import checkpoint
 from selfcond.train.run import plan_resume, resume
 
 src, out, record_path = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
-sets = {k: "-" if v == "-" else json.loads(v) for k, v in (a.split("=", 1) for a in sys.argv[4:])}
+def value(text: str):
+    """JSON where it parses (2, true, 0.5), else the text itself (chain)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+sets = {k: value(v) for k, v in (a.split("=", 1) for a in sys.argv[4:])}
 state = checkpoint.read(src)
 for key, value in sets.items():  # "train.snapshot_every" names its section; a bare key is a method key
     section, name = key.split(".", 1) if "." in key else ("method", key)

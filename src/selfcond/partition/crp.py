@@ -11,10 +11,11 @@ trained by the Adversarial Chinese Restaurant Process (Algorithm 1, with the sup
       its NIW base measure scaled to the embeddings' within-mode variance (`scale_prior`);
   (d) refit the Gaussians from the assignment (cluster/gmm.py) and set π = counts / N;
   (e) mend the table with the k-nearest-neighbour graph of the embeddings (cluster/merge.py):
-      smooth it (every image takes its neighbours' most common mode, `smooth_sweeps`), which
-      repairs the Gaussians' cuts through a class, and from round `merge_from` on merge the modes
-      whose real images are one cluster (greedy modularity), which lets the twins G keeps for one
-      class die out where the mixture's likelihood would keep them; then refit.
+      from round `merge_from` on merge the modes whose real images are one cluster (greedy
+      modularity on the chain's sample, `merge_on`), which lets the twins G keeps for one class
+      die out where the mixture's likelihood would keep them; then smooth it (every image takes
+      its neighbours' most common mode, `smooth_sweeps`), which repairs the Gaussians' cuts
+      through a class; then refit.
   After the last round (`settle`), the table is moved from the chain's last sample to every image's
   most probable mode under the mixture (hard EM on π and the means to a fixed point, the
   covariances kept), so the modes training keeps are the ones `assign` gives.
