@@ -68,26 +68,29 @@ def test_overclustered_blobs_merge_back_to_the_true_clusters(K):
     assert purity(zm, y) == 1.0
 
 
-def test_forty_slots_of_ten_close_blobs_become_ten():
+@pytest.mark.parametrize("gamma", [1.0, 0.5])  # 0.5: MIC-GANs' default resolution
+def test_forty_slots_of_ten_close_blobs_become_ten(gamma):
     x, y = blobs([0.1] * 10, n=6000, d=20, sep=3.0)
     z = kmeans(x, 40, generator=torch.Generator().manual_seed(0)).labels
-    zm = merge_slots(x, z, 40).slot[z]
+    zm = merge_slots(x, z, 40, gamma=gamma).slot[z]
     assert len(zm.unique()) == 10
     assert purity(zm, y) > 0.99
 
 
-def test_minority_clusters_keep_their_own_slots():
+@pytest.mark.parametrize("gamma", [1.0, 0.5])
+def test_minority_clusters_keep_their_own_slots(gamma):
     shares = [0.30, 0.20, 0.13, 0.09, 0.07, 0.06, 0.05, 0.04, 0.03, 0.03]
     x, y = blobs(shares, n=6000, d=20, sep=4.0, seed=2)
     z = kmeans(x, 25, generator=torch.Generator().manual_seed(0)).labels
-    zm = merge_slots(x, z, 25).slot[z]
+    zm = merge_slots(x, z, 25, gamma=gamma).slot[z]
     assert len(zm.unique()) == 10
     assert purity(zm, y) > 0.99
 
 
-def test_one_slot_per_cluster_merges_nothing():
+@pytest.mark.parametrize("gamma", [1.0, 0.5])
+def test_one_slot_per_cluster_merges_nothing(gamma):
     x, y = blobs([0.1] * 10, n=3000, d=20, sep=3.0, seed=3)
-    m = merge_slots(x, y, 12)  # two slots empty
+    m = merge_slots(x, y, 12, gamma=gamma)  # two slots empty
     assert torch.equal(m.slot, torch.arange(12)) and m.gains == []
 
 
@@ -167,6 +170,22 @@ def test_merges_read_from_the_chain_find_the_twins_that_smoothing_hides(seed):
         assert purity(table, y) == 1.0
         found[first] = len(table.unique())
     assert found == {False: 8, True: 4}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_lower_resolution_merges_twins_that_touch_less_than_the_null_model_expects(seed):
+    """Twins with a sharp cut share fewer links than the configuration model expects of two slots
+    their size (observed / expected 0.6-0.9 here), so modularity at gamma = 1 keeps them apart:
+    a class G draws in two styles that Q embeds side by side. gamma = 0.5 merges each pair, and
+    only those: four slots, purity 1."""
+    x, y, z = twins_with_a_noisy_cut(seed, tau=0.1)
+    found = {}
+    for gamma in (1.0, 0.5):
+        smoothed, merges = mend_table(x, z, 8, 10, sweeps=10, gamma=gamma, merge_first=True)
+        table = merges.slot[smoothed]
+        assert purity(table, y) == 1.0
+        found[gamma] = len(table.unique())
+    assert found == {1.0: 8, 0.5: 4}
 
 
 def test_too_few_points_for_a_graph_change_nothing():

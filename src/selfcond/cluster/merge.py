@@ -21,8 +21,11 @@ points. The gain of merging i and j is
 
     dQ_ij = 2 (W_ij / 2m - gamma a_i a_j / (2m)^2),
 
-W the (K, K) matrix of edges between slots (each undirected edge counted from both ends). It
-has no threshold to tune: gamma = 1 is the null model itself.
+W the (K, K) matrix of edges between slots (each undirected edge counted from both ends).
+gamma = 1 is the null model itself. A lower resolution merges pairs that touch less than the
+null model expects: twins with a clean border (two styles Q embeds side by side) share fewer
+links than two random slots of their size would, yet several times more than two classes do.
+MIC-GANs uses 0.5 (docs/RESULTS.md, MIC-GANs' mode count).
 
 Why a graph and not the likelihood: a slot pair that splits one class of images along a smooth
 style (two slants of a 4) fits a Gaussian mixture better than one Gaussian does, by thousands

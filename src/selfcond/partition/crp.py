@@ -77,8 +77,9 @@ class MICGANOptions(ClusteredOptions):
     merge_points: int = opt(10000, min=2, help="images in that graph (a seeded sample when there are more)")
     merge_on: str = opt("chain", choices=("chain", "smoothed"),
                         help="the table the merges read: the Gibbs chain's sample (then smoothed), or the smoothed table")
-    merge_resolution: float = opt(1.0, gt=0, help="modularity resolution gamma: two modes merge when the edges "
-                                                  "between them exceed gamma times the null model's count")
+    merge_resolution: float = opt(0.5, gt=0, help="modularity resolution gamma: two modes merge when the edges "
+                                                  "between them exceed gamma times the null model's count "
+                                                  "(1 = plain modularity, which keeps twins with a clean border)")
     smooth_sweeps: int = opt(10, min=0, note="0 = never",
                              help="label propagation sweeps on that graph in every round, before merging: "
                                   "each image takes the mode most of its neighbours hold (cluster/merge.py)")

@@ -91,7 +91,8 @@ def migrate(state: dict) -> dict:
 
 
 # MIC-GANs keys added since the first checkpoints, with the value that does what runs did before.
-_MICGAN_BEFORE = {"merge_from": 0, "smooth_sweeps": 0, "scale_prior": False, "merge_on": "smoothed"}
+_MICGAN_BEFORE = {"merge_from": 0, "smooth_sweeps": 0, "scale_prior": False, "merge_on": "smoothed",
+                  "merge_resolution": 1.0}
 
 
 def _micgan_keys_added_since(state: dict) -> dict:
