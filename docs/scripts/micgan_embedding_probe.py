@@ -17,6 +17,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 import selfcond
 from selfcond.cluster.merge import knn
+from selfcond.metrics.clusters import contingency
 
 torch.set_num_threads(1)
 model = selfcond.load(sys.argv[1], device="cpu")
@@ -27,8 +28,7 @@ N = len(y)
 
 
 def score(z: np.ndarray) -> dict:
-    ct = np.zeros((int(z.max()) + 1, C))
-    np.add.at(ct, (z, y.numpy()), 1)
+    ct = contingency(z, y, int(z.max()) + 1, C)
     return {"purity": round(float(ct.max(1).sum() / N), 4), "nmi": round(float(normalized_mutual_info_score(y, z)), 4),
             "ari": round(float(adjusted_rand_score(y, z)), 4)}
 
