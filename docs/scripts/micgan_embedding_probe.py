@@ -13,11 +13,10 @@ import sys
 import numpy as np
 import torch
 from sklearn.cluster import KMeans
-from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 import selfcond
 from selfcond.cluster.merge import knn
-from selfcond.metrics.clusters import contingency
+from selfcond.metrics.clusters import cluster_scores
 
 torch.set_num_threads(1)
 model = selfcond.load(sys.argv[1], device="cpu")
@@ -28,9 +27,7 @@ N = len(y)
 
 
 def score(z: np.ndarray) -> dict:
-    ct = contingency(z, y, int(z.max()) + 1, C)
-    return {"purity": round(float(ct.max(1).sum() / N), 4), "nmi": round(float(normalized_mutual_info_score(y, z)), 4),
-            "ari": round(float(adjusted_rand_score(y, z)), 4)}
+    return {name: round(v, 4) for name, v in cluster_scores(z, y, int(z.max()) + 1, C).items()}
 
 
 with torch.no_grad():
